@@ -1,0 +1,64 @@
+// zpd-wgpu command dispatcher. Each command lives in cli/<name>.ts and exports
+// `summary` (one line), `usage` (its --help text) and `run(argv) → exit code`.
+import { ZpdError } from '../src/errors.js';
+
+export interface Command {
+  summary: string;
+  usage: string;
+  run(argv: string[]): Promise<number>;
+}
+
+const commands: Record<string, () => Promise<Command>> = {
+  doctor: () => import('./doctor.js'),
+};
+
+function help(): string {
+  const lines = Object.keys(commands).map((name) => `  ${name}`);
+  return [
+    'zpd-wgpu — fine-tune and run small Llama-family models on any WebGPU device',
+    '',
+    'Usage: zpd-wgpu <command> [options]     (zpd-wgpu <command> --help for its options)',
+    '',
+    'Commands:',
+    ...lines,
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    const cmds = await Promise.all(Object.entries(commands).map(async ([n, load]) => `  ${n.padEnd(10)} ${(await load()).summary}`));
+    console.log(help().split('\n').slice(0, 5).join('\n') + '\n' + cmds.join('\n'));
+    return name ? 0 : 1;
+  }
+  const load = commands[name];
+  if (!load) {
+    console.error(`zpd-wgpu: unknown command '${name}'\n\n${help()}`);
+    return 2;
+  }
+  const cmd = await load();
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(cmd.usage);
+    return 0;
+  }
+  try {
+    return await cmd.run(rest);
+  } catch (e) {
+    return reportError(e);
+  }
+}
+
+/** Print an error the way every command does: the message, then what to do. */
+export function reportError(e: unknown): number {
+  if (e instanceof ZpdError) {
+    console.error(`zpd-wgpu: ${e.message}`);
+    if (e.hint) console.error(`---> HINT: ${e.hint}`);
+    return 1;
+  }
+  if (e instanceof Error && (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    console.error(`zpd-wgpu: ${e.message} (see --help)`);
+    return 2;
+  }
+  console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
+  return 1;
+}

@@ -1,0 +1,46 @@
+// build.mjs — the whole build, with no tool beyond esbuild and asc:
+//   assembly/index.ts      → build/zpd.wasm            (AssemblyScript, release)
+//   src/index.ts           → dist/node/index.js         (the library for Node)
+//                          → dist/browser/index.js      (the library for browsers)
+//   cli/main.ts            → dist/cli.js                (the zpd-wgpu command)
+//   bench/main.ts          → dist/bench.js              (benchmarks)
+// Shaders (*.wgsl) and the wasm are inlined as strings/bytes (scripts/assets.mjs), so the
+// browser build needs no file access. Usage: node scripts/build.mjs [--wasm-only]
+import { existsSync, mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
+import { assetsPlugin } from './assets.mjs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const wasmOnly = process.argv.includes('--wasm-only');
+
+if (existsSync(join(root, 'assembly/index.ts'))) {
+  mkdirSync(join(root, 'build'), { recursive: true });
+  execFileSync(process.execPath, [join(root, 'node_modules/assemblyscript/bin/asc.js'), 'assembly/index.ts', '--target', 'release'], {
+    cwd: root,
+    stdio: 'inherit',
+  });
+}
+if (wasmOnly) process.exit(0);
+
+const common = {
+  bundle: true,
+  format: 'esm',
+  target: 'es2022',
+  sourcemap: true,
+  logLevel: 'warning',
+  plugins: [assetsPlugin],
+  absWorkingDir: root,
+};
+// Runtime dependencies stay imports in the Node build; the browser build bundles them,
+// except Dawn's Node addon, which a browser never loads (src/gpu/device.ts imports it lazily).
+const nodeExternal = ['webgpu', 'msgpackr', 'hyparquet', '@huggingface/jinja'];
+const jobs = [
+  { entryPoints: ['src/index.ts'], outfile: 'dist/node/index.js', platform: 'node', external: nodeExternal },
+  { entryPoints: ['src/index.ts'], outfile: 'dist/browser/index.js', platform: 'browser', external: ['webgpu', 'node:*'] },
+  { entryPoints: ['cli/main.ts'], outfile: 'dist/cli.js', platform: 'node', external: nodeExternal },
+  { entryPoints: ['bench/main.ts'], outfile: 'dist/bench.js', platform: 'node', packages: 'external' },
+].filter((j) => existsSync(join(root, j.entryPoints[0])));
+await Promise.all(jobs.map((j) => esbuild.build({ ...common, ...j })));

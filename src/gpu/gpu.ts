@@ -1,0 +1,236 @@
+// A ready WebGPU device with the few helpers every kernel wrapper needs: a pipeline cache keyed
+// by shader text, entry point and override constants; buffer creation and upload; bind-and-
+// dispatch; asynchronous read-back. Kernel wrappers (src/kernels/) encode into a caller's
+// GPUCommandEncoder so that a whole training step is one submission.
+import { LimitError, ZpdError } from '../errors.js';
+
+export type Constants = Record<string, number>;
+export type Binding = GPUBuffer | GPUBufferBinding;
+type TypedArray = Float32Array | Uint32Array | Int32Array | Uint16Array | Uint8Array;
+
+export const STORAGE = 0x0080 | 0x0004 | 0x0008; // STORAGE | COPY_SRC | COPY_DST (GPUBufferUsage)
+const UNIFORM = 0x0040 | 0x0008; // UNIFORM | COPY_DST
+const MAP_READ = 0x0001 | 0x0008; // MAP_READ | COPY_DST
+const QUERY_RESOLVE = 0x0200;
+
+export interface AdapterSummary {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  backend: string;
+}
+
+export class Gpu {
+  readonly info: AdapterSummary;
+  readonly features: Set<string>;
+  readonly limits: GPUSupportedLimits;
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly modules = new Map<string, GPUShaderModule>();
+  private failure: Error | undefined;
+  private listeners: Array<(e: Error) => void> = [];
+
+  constructor(
+    /** navigator.gpu, or Dawn's GPU object in Node: held here so it outlives the device. */
+    readonly navigatorGpu: GPU,
+    readonly adapter: GPUAdapter,
+    readonly device: GPUDevice,
+  ) {
+    const i = adapter.info;
+    // Dawn reports its backend in the description; browsers do not say.
+    const backend = /vulkan|metal|d3d12|d3d11|opengl/i.exec(`${i.description} ${(i as { backendType?: string }).backendType ?? ''}`);
+    this.info = {
+      vendor: i.vendor,
+      architecture: i.architecture,
+      device: i.device,
+      description: i.description,
+      backend: backend ? backend[0].toLowerCase() : 'unknown',
+    };
+    this.features = new Set(device.features as unknown as Iterable<string>);
+    this.limits = device.limits;
+  }
+
+  get hasF16(): boolean {
+    return this.features.has('shader-f16');
+  }
+
+  /** Record a device loss or uncaptured error; the next read() or check() throws it. */
+  fail(e: Error): void {
+    this.failure ??= e;
+    for (const l of this.listeners) l(e);
+  }
+  onFailure(l: (e: Error) => void): void {
+    this.listeners.push(l);
+  }
+  /** Throw the first asynchronous device error, if any. */
+  check(): void {
+    if (this.failure) throw this.failure;
+  }
+
+  // ---- pipelines -------------------------------------------------------------------------
+
+  /** A compute pipeline for `entryPoint` of `code` with override `constants`, compiled once. */
+  pipeline(code: string, entryPoint: string, constants: Constants = {}): GPUComputePipeline {
+    const keys = Object.keys(constants).sort();
+    const key = `${entryPoint}|${keys.map((k) => `${k}=${constants[k]}`).join(',')}|${code}`;
+    let p = this.pipelines.get(key);
+    if (!p) {
+      let module = this.modules.get(code);
+      if (!module) {
+        module = this.device.createShaderModule({ code });
+        this.modules.set(code, module);
+      }
+      p = this.device.createComputePipeline({
+        layout: 'auto',
+        compute: { module, entryPoint, constants },
+      });
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  /** Compile a pipeline and surface WGSL errors synchronously-ish (for tests and doctor). */
+  async pipelineChecked(code: string, entryPoint: string, constants: Constants = {}): Promise<GPUComputePipeline> {
+    this.device.pushErrorScope('validation');
+    const p = this.pipeline(code, entryPoint, constants);
+    const err = await this.device.popErrorScope();
+    if (err) throw new ZpdError(`shader ${entryPoint} failed to compile: ${err.message}`);
+    return p;
+  }
+
+  // ---- buffers ---------------------------------------------------------------------------
+
+  /** A storage buffer of `bytes` (rounded up to 4), or holding `data`. */
+  buffer(bytesOrData: number | TypedArray, label?: string, usage = STORAGE): GPUBuffer {
+    const bytes = typeof bytesOrData === 'number' ? bytesOrData : bytesOrData.byteLength;
+    const size = Math.max(16, Math.ceil(bytes / 4) * 4);
+    this.checkSize(size, label ?? 'a buffer');
+    if (typeof bytesOrData === 'number') return this.device.createBuffer({ size, usage, label });
+    const buf = this.device.createBuffer({ size, usage, label, mappedAtCreation: true });
+    new Uint8Array(buf.getMappedRange()).set(new Uint8Array(bytesOrData.buffer, bytesOrData.byteOffset, bytesOrData.byteLength));
+    buf.unmap();
+    return buf;
+  }
+
+  /** Refuse, with the limit's name, a buffer larger than the device allows. */
+  checkSize(bytes: number, what: string): void {
+    if (bytes > this.limits.maxBufferSize) throw new LimitError(what, bytes, 'maxBufferSize', this.limits.maxBufferSize);
+    if (bytes > this.limits.maxStorageBufferBindingSize)
+      throw new LimitError(what, bytes, 'maxStorageBufferBindingSize', this.limits.maxStorageBufferBindingSize);
+  }
+
+  /** A small uniform buffer holding `data` (kernel parameters: sizes, scales). */
+  uniform(data: TypedArray | ArrayBuffer): GPUBuffer {
+    const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const size = Math.max(16, Math.ceil(bytes.byteLength / 16) * 16);
+    const buf = this.device.createBuffer({ size, usage: UNIFORM, mappedAtCreation: true });
+    new Uint8Array(buf.getMappedRange()).set(bytes);
+    buf.unmap();
+    return buf;
+  }
+
+  write(buf: GPUBuffer, data: TypedArray, byteOffset = 0): void {
+    this.device.queue.writeBuffer(buf, byteOffset, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  // ---- dispatch --------------------------------------------------------------------------
+
+  /**
+   * Bind `bindings` to @group(0) @binding(0..n-1) of `pipeline`, in order, and dispatch
+   * `workgroups` into `encoder` (its own compute pass, so passes order the writes).
+   */
+  dispatch(
+    encoder: GPUCommandEncoder,
+    pipeline: GPUComputePipeline,
+    bindings: Binding[],
+    workgroups: [number, number?, number?],
+  ): void {
+    const maxWg = this.limits.maxComputeWorkgroupsPerDimension;
+    const [x, y = 1, z = 1] = workgroups;
+    if (x > maxWg || y > maxWg || z > maxWg)
+      throw new LimitError(`a dispatch of ${x}×${y}×${z} workgroups (${pipeline.label})`, Math.max(x, y, z), 'maxComputeWorkgroupsPerDimension', maxWg);
+    if (x === 0 || y === 0 || z === 0) return;
+    const bindGroup = this.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: bindings.map((b, i) => ({ binding: i, resource: 'buffer' in b ? b : { buffer: b } })),
+    });
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    pass.end();
+  }
+
+  /** Encode with `fn` and submit once. */
+  submit(fn: (encoder: GPUCommandEncoder) => void): void {
+    const encoder = this.device.createCommandEncoder();
+    fn(encoder);
+    this.device.queue.submit([encoder.finish()]);
+  }
+
+  // ---- read-back -------------------------------------------------------------------------
+
+  /** Copy `bytes` of `src` (from `offset`) to a staging buffer and return them; never blocks JS. */
+  async readBytes(src: GPUBuffer, bytes = src.size, offset = 0): Promise<ArrayBuffer> {
+    const size = Math.ceil(bytes / 4) * 4;
+    const staging = this.device.createBuffer({ size, usage: MAP_READ });
+    const encoder = this.device.createCommandEncoder();
+    encoder.copyBufferToBuffer(src, offset, staging, 0, size);
+    this.device.queue.submit([encoder.finish()]);
+    await staging.mapAsync(0x0001 /* GPUMapMode.READ */);
+    const out = staging.getMappedRange().slice(0, bytes);
+    staging.unmap();
+    staging.destroy();
+    this.check();
+    return out;
+  }
+
+  async readF32(src: GPUBuffer, count?: number, offset = 0): Promise<Float32Array> {
+    return new Float32Array(await this.readBytes(src, (count ?? (src.size - offset) / 4) * 4, offset));
+  }
+  async readU32(src: GPUBuffer, count?: number, offset = 0): Promise<Uint32Array> {
+    return new Uint32Array(await this.readBytes(src, (count ?? (src.size - offset) / 4) * 4, offset));
+  }
+  async readI32(src: GPUBuffer, count?: number, offset = 0): Promise<Int32Array> {
+    return new Int32Array(await this.readBytes(src, (count ?? (src.size - offset) / 4) * 4, offset));
+  }
+
+  /** Resolves when all submitted work has finished; throws a pending device error. */
+  async sync(): Promise<void> {
+    await this.device.queue.onSubmittedWorkDone();
+    this.check();
+  }
+
+  // ---- timing ----------------------------------------------------------------------------
+
+  /**
+   * Time `fn`'s GPU work: with `timestamp-query`, the span between a timestamp written before
+   * and after (nanoseconds of GPU time); otherwise wall time around submit → done.
+   * Returns milliseconds and which clock measured them.
+   */
+  async time(fn: (encoder: GPUCommandEncoder) => void): Promise<{ ms: number; clock: 'gpu' | 'wall' }> {
+    if (!this.features.has('timestamp-query')) {
+      const t0 = performance.now();
+      this.submit(fn);
+      await this.sync();
+      return { ms: performance.now() - t0, clock: 'wall' };
+    }
+    const qs = this.device.createQuerySet({ type: 'timestamp', count: 2 });
+    const resolve = this.device.createBuffer({ size: 16, usage: QUERY_RESOLVE | 0x0004 });
+    const encoder = this.device.createCommandEncoder();
+    // An empty pass carries each timestamp: writes at pass boundaries are the portable form.
+    encoder.beginComputePass({ timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0 } }).end();
+    fn(encoder);
+    encoder.beginComputePass({ timestampWrites: { querySet: qs, endOfPassWriteIndex: 1 } }).end();
+    encoder.resolveQuerySet(qs, 0, 2, resolve, 0);
+    this.device.queue.submit([encoder.finish()]);
+    const t = new BigUint64Array(await this.readBytes(resolve, 16));
+    qs.destroy();
+    resolve.destroy();
+    return { ms: Number(t[1] - t[0]) / 1e6, clock: 'gpu' };
+  }
+
+  destroy(): void {
+    this.device.destroy();
+  }
+}

@@ -1,0 +1,72 @@
+import { expect, it } from 'vitest';
+import { matmul, type MatmulTiles } from '../src/kernels/matmul.js';
+import { matmulRef } from '../src/reference/matmul.js';
+import { expectClose, randn } from './helpers/check.js';
+import { describeGpu } from './helpers/gpu.js';
+
+const TOL = { atol: 1e-4, rtol: 1e-4 };
+
+describeGpu('matmul', (gpu) => {
+  async function run(o: {
+    M: number; N: number; K: number; batch?: number; transA?: boolean; transB?: boolean;
+    bias?: boolean; accumulate?: boolean; alpha?: number; tiles?: MatmulTiles; seed?: number;
+  }) {
+    const batch = o.batch ?? 1, seed = o.seed ?? 1;
+    const a = randn(batch * o.M * o.K, seed);
+    const bm = randn(batch * o.K * o.N, seed + 1);
+    const bias = o.bias ? randn(o.N, seed + 2) : undefined;
+    const prev = o.accumulate ? randn(batch * o.M * o.N, seed + 3) : undefined;
+    const out = prev ? gpu.buffer(prev) : gpu.buffer(batch * o.M * o.N * 4);
+    gpu.submit((enc) =>
+      matmul(gpu, enc, {
+        a: gpu.buffer(a), bm: gpu.buffer(bm), out, bias: bias && gpu.buffer(bias),
+        M: o.M, N: o.N, K: o.K, batch, transA: o.transA, transB: o.transB,
+        accumulate: o.accumulate, alpha: o.alpha, tiles: o.tiles,
+      }),
+    );
+    const got = await gpu.readF32(out, batch * o.M * o.N);
+    const ref = matmulRef({ a, bm, bias, out: prev, M: o.M, N: o.N, K: o.K, batch, transA: o.transA, transB: o.transB, alpha: o.alpha });
+    return { got, ref };
+  }
+
+  for (const [name, transA, transB] of [['NN', false, false], ['NT', false, true], ['TN', true, false], ['TT', true, true]] as const) {
+    it(`${name} at odd shapes 45×65×77`, async () => {
+      const { got, ref } = await run({ M: 45, N: 65, K: 77, transA, transB });
+      expectClose(`${name} 45x65x77`, got, ref, TOL);
+    });
+  }
+
+  it('1×4096×1 and 4096×1×1 (degenerate edges)', async () => {
+    for (const [M, N, K] of [[1, 4096, 1], [4096, 1, 1], [1, 1, 4096]]) {
+      const { got, ref } = await run({ M, N, K, transB: true });
+      expectClose(`${M}x${N}x${K}`, got, ref, { atol: 1e-3, rtol: 1e-4 });
+    }
+  });
+
+  it('spans many workgroups in every dimension (300×260×130, batch 3)', async () => {
+    const { got, ref } = await run({ M: 300, N: 260, K: 130, batch: 3, transB: true });
+    expectClose('batched', got, ref, TOL);
+  });
+
+  it('bias, alpha and accumulate', async () => {
+    const { got, ref } = await run({ M: 33, N: 17, K: 9, transB: true, bias: true, alpha: 0.37, accumulate: true });
+    expectClose('bias+alpha+acc', got, ref, TOL);
+  });
+
+  it('every tile shape the autotuner may pick gives the same answer', async () => {
+    const shapes: MatmulTiles[] = [
+      { WG_X: 8, WG_Y: 8, TM: 4, TN: 4 }, { WG_X: 16, WG_Y: 16, TM: 1, TN: 1 },
+      { WG_X: 16, WG_Y: 4, TM: 8, TN: 2 }, { WG_X: 4, WG_Y: 16, TM: 3, TN: 5 }, { WG_X: 8, WG_Y: 8, TM: 8, TN: 8 },
+    ];
+    for (const tiles of shapes) {
+      const { got, ref } = await run({ M: 45, N: 65, K: 77, transB: true, tiles });
+      expectClose(`tiles ${JSON.stringify(tiles)}`, got, ref, TOL);
+    }
+  });
+
+  it('is bit-identical when run twice', async () => {
+    const x = await run({ M: 64, N: 48, K: 200, transB: true, seed: 9 });
+    const y = await run({ M: 64, N: 48, K: 200, transB: true, seed: 9 });
+    expect(Buffer.from(x.got.buffer).equals(Buffer.from(y.got.buffer))).toBe(true);
+  });
+});
