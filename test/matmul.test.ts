@@ -1,7 +1,7 @@
 import { expect, it } from 'vitest';
 import { matmul, type MatmulTiles } from '../src/kernels/matmul.js';
 import { matmulRef } from '../src/reference/matmul.js';
-import { expectClose, randn } from './helpers/check.js';
+import { checkOp, expectClose, randn } from './helpers/check.js';
 import { describeGpu } from './helpers/gpu.js';
 
 const TOL = { atol: 1e-4, rtol: 1e-4 };
@@ -68,5 +68,35 @@ describeGpu('matmul', (gpu) => {
     const x = await run({ M: 64, N: 48, K: 200, transB: true, seed: 9 });
     const y = await run({ M: 64, N: 48, K: 200, transB: true, seed: 9 });
     expect(Buffer.from(x.got.buffer).equals(Buffer.from(y.got.buffer))).toBe(true);
+  });
+
+  it('linear layer y = x·Wᵀ: forward and gradients (dx = dy·W, dW = dyᵀ·x) at 45×65 with K 77', async () => {
+    const [T, N, K] = [45, 65, 77];
+    const run = async (fn: (enc: GPUCommandEncoder, out: GPUBuffer) => void, n: number) => {
+      const out = gpu.buffer(n * 4);
+      gpu.submit((enc) => fn(enc, out));
+      return gpu.readF32(out);
+    };
+    await checkOp({
+      name: 'linear',
+      inputs: { x: randn(T * K, 11), w: randn(N * K, 12) },
+      ref: ({ x, w }) => ({ y: matmulRef({ a: x, bm: w, M: T, N, K, transB: true }) }),
+      gpu: async ({ x, w }) => ({
+        y: await run((enc, out) => matmul(gpu, enc, { a: gpu.buffer(x), bm: gpu.buffer(w), out, M: T, N, K, transB: true }), T * N),
+      }),
+      backward: {
+        dout: { y: randn(T * N, 13) },
+        wrt: ['x', 'w'],
+        ref: ({ x, w }, { y: dy }) => ({
+          dx: matmulRef({ a: dy, bm: w, M: T, N: K, K: N }),
+          dw: matmulRef({ a: dy, bm: x, M: N, N: K, K: T, transA: true }),
+        }),
+        gpu: async ({ x, w }, { y: dy }) => ({
+          dx: await run((enc, out) => matmul(gpu, enc, { a: gpu.buffer(dy), bm: gpu.buffer(w), out, M: T, N: K, K: N }), T * K),
+          dw: await run((enc, out) => matmul(gpu, enc, { a: gpu.buffer(dy), bm: gpu.buffer(x), out, M: N, N: K, K: T, transA: true }), N * K),
+        }),
+      },
+      tol: { atol: 1e-4, rtol: 1e-4 },
+    });
   });
 });

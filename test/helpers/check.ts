@@ -77,3 +77,81 @@ export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) s += a[i] * b[i];
   return s;
 }
+
+type Arrays = Record<string, Float32Array>;
+type Outputs = Record<string, ArrayLike<number>>;
+
+export interface OpCheck {
+  name: string;
+  /** The op's inputs (what the gradient is taken with respect to, and any others). */
+  inputs: Arrays;
+  /** float64 reference forward (src/reference/) and the GPU forward under test. */
+  ref: (x: Record<string, Float64Array>) => Outputs;
+  gpu: (x: Arrays) => Promise<Outputs>;
+  /** Backward: upstream gradients for (some of) the outputs, and the reference/GPU backward. */
+  backward?: {
+    dout: Arrays;
+    ref: (x: Record<string, Float64Array>, dout: Record<string, Float64Array>) => Outputs;
+    gpu: (x: Arrays, dout: Arrays) => Promise<Outputs>;
+    /** Names of inputs whose gradient is checked; the backward's outputs are called 'd' + name. */
+    wrt: string[];
+    /** At most this many elements per input are checked by finite differences (default 48). */
+    fdSamples?: number;
+  };
+  tol: Tol;
+  gradTol?: Tol;
+}
+
+const f64 = (r: Arrays): Record<string, Float64Array> =>
+  Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Float64Array.from(v)]));
+
+/**
+ * Check an op: GPU forward against the float64 reference; then the reference backward against
+ * central finite differences of L = Σ dout·forward (on a sample of elements); then the GPU
+ * backward against the reference backward. Tolerances are `atol + |ref|·rtol`.
+ */
+export async function checkOp(o: OpCheck): Promise<void> {
+  const x64 = f64(o.inputs);
+  const refOut = o.ref(x64);
+  const gpuOut = await o.gpu(o.inputs);
+  for (const k of Object.keys(refOut)) {
+    if (!(k in gpuOut)) throw new Error(`${o.name}: GPU forward gave no '${k}'`);
+    expectClose(`${o.name} forward ${k}`, gpuOut[k], refOut[k], o.tol);
+  }
+  if (!o.backward) return;
+  const b = o.backward;
+  const dout64 = f64(b.dout);
+  const refGrad = b.ref(x64, dout64);
+  const loss = (x: Record<string, Float64Array>) => {
+    const y = o.ref(x);
+    let s = 0;
+    for (const k of Object.keys(dout64)) s += dot(dout64[k], y[k]);
+    return s;
+  };
+  for (const w of b.wrt) {
+    const g = refGrad[`d${w}`];
+    if (!g) throw new Error(`${o.name}: reference backward gave no 'd${w}'`);
+    const n = x64[w].length;
+    const samples = Math.min(n, b.fdSamples ?? 48);
+    const r = rng(samples * 7 + n);
+    const idx = samples === n ? [...Array(n).keys()] : Array.from({ length: samples }, () => Math.floor(r() * n));
+    const fd: number[] = [], an: number[] = [];
+    for (const i of idx) {
+      const xs = { ...x64, [w]: Float64Array.from(x64[w]) };
+      const h = 1e-5 * Math.max(1, Math.abs(xs[w][i]));
+      xs[w][i] += h;
+      const fp = loss(xs);
+      xs[w][i] -= 2 * h;
+      const fm = loss(xs);
+      fd.push((fp - fm) / (2 * h));
+      an.push(g[i]);
+    }
+    expectClose(`${o.name} reference d${w} vs finite differences`, an, fd, { atol: 1e-5, rtol: 1e-4 });
+  }
+  const gpuGrad = await b.gpu(o.inputs, b.dout);
+  for (const w of b.wrt) {
+    const k = `d${w}`;
+    if (!(k in gpuGrad)) throw new Error(`${o.name}: GPU backward gave no '${k}'`);
+    expectClose(`${o.name} backward ${k}`, gpuGrad[k], refGrad[k], o.gradTol ?? o.tol);
+  }
+}
