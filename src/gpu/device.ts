@@ -50,7 +50,7 @@ export async function createGpu(opts: DeviceOptions = {}): Promise<Gpu> {
     if (typeof v === 'number') requiredLimits[key] = v;
   }
   const device = await adapter.requestDevice({ requiredFeatures: features, requiredLimits });
-  const gpu = new Gpu(navGpu, adapter, device);
+  const gpu = new Gpu(navGpu, adapter, device, backendName(navGpu));
 
   device.lost.then((info) => {
     if (info.reason !== 'destroyed') gpu.fail(new DeviceLostError(info.reason, info.message));
@@ -61,6 +61,12 @@ export async function createGpu(opts: DeviceOptions = {}): Promise<Gpu> {
     gpu.fail(new GpuError(kind, err.message));
   });
   return gpu;
+}
+
+/** Dawn picks Vulkan on Linux, Metal on macOS and D3D12 on Windows; a browser does not say. */
+function backendName(navGpu: GPU): string {
+  if (navGpu !== nodeGpu) return 'browser';
+  return { linux: 'vulkan', darwin: 'metal', win32: 'd3d12' }[process.platform as string] ?? 'unknown';
 }
 
 let shared: Promise<Gpu> | undefined;

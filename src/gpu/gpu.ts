@@ -19,6 +19,8 @@ export interface AdapterSummary {
   device: string;
   description: string;
   backend: string;
+  /** A software or otherwise slow adapter (lavapipe, SwiftShader, WARP). */
+  fallback: boolean;
 }
 
 export class Gpu {
@@ -35,16 +37,17 @@ export class Gpu {
     readonly navigatorGpu: GPU,
     readonly adapter: GPUAdapter,
     readonly device: GPUDevice,
+    /** The native API underneath, as far as the caller knows it (device.ts decides). */
+    backend = 'unknown',
   ) {
     const i = adapter.info;
-    // Dawn reports its backend in the description; browsers do not say.
-    const backend = /vulkan|metal|d3d12|d3d11|opengl/i.exec(`${i.description} ${(i as { backendType?: string }).backendType ?? ''}`);
     this.info = {
       vendor: i.vendor,
       architecture: i.architecture,
       device: i.device,
       description: i.description,
-      backend: backend ? backend[0].toLowerCase() : 'unknown',
+      backend,
+      fallback: Boolean((i as { isFallbackAdapter?: boolean }).isFallbackAdapter),
     };
     this.features = new Set(device.features as unknown as Iterable<string>);
     this.limits = device.limits;

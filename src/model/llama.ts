@@ -1,0 +1,511 @@
+// The Llama-family model on the GPU (llama, mistral, qwen2, qwen3): weights, LoRA, forward,
+// backward, one-submission training step, scoring pass and KV-cache generation.
+//
+// One layer, N = B·T tokens, C hidden, Hq/Hkv heads of D, I intermediate:
+//   xn1 = rmsnorm(x)                                   x, xn1 (N, C)
+//   q, k, v = lora(xn1)  (+ q/k/v bias on qwen2)       q (N, Hq·D); k, v (N, Hkv·D)
+//   qr, kr = rope(qk_norm(q, k))  (qk_norm on qwen3)   in place when there is no qk_norm
+//   att = attention(qr, kr, v)                         att (N, Hq·D), lse (B, Hq, T)
+//   xm = x + lora_o(att)                               xm (N, C)
+//   xn2 = rmsnorm(xm)
+//   h = silu(lora_gate(xn2)) · lora_up(xn2)            g, up, h (N, I)
+//   x' = xm + lora_down(h)
+// then final rmsnorm and the fused LM head + per-token reduction. The backward runs the same
+// list in reverse; the residual stream's gradient `dres` (N, C) is accumulated in place.
+import type { Gpu } from '../gpu/gpu.js';
+import { UsageError } from '../errors.js';
+import { add, scratch } from '../kernels/elementwise.js';
+import { embeddingBackward, embeddingForward } from '../kernels/embedding.js';
+import { loraBackward, loraForward } from '../kernels/lora.js';
+import { matmul } from '../kernels/matmul.js';
+import { rmsnormBackward, rmsnormForward } from '../kernels/rmsnorm.js';
+import { ropeForward } from '../kernels/rope.js';
+import { swigluBackward, swigluForward } from '../kernels/swiglu.js';
+import { attentionBackward, attentionForward } from '../kernels/attention.js';
+import { lmHeadBackward, lmHeadForward } from '../kernels/lmhead.js';
+import { segmentMeans } from '../kernels/segment.js';
+import { gradNorm } from '../kernels/gradnorm.js';
+import { adamw } from '../kernels/adamw.js';
+import { ropeInvFreq, type ModelConfig } from './config.js';
+import { LORA_MODULES, loraScale, type LoraModule, type LoraOptions } from './lora.js';
+
+/** A trainable tensor: its gradient and AdamW moments live beside it. */
+export interface Param {
+  name: string; // Hugging Face / PEFT name
+  shape: number[];
+  n: number;
+  buf: GPUBuffer;
+  grad: GPUBuffer;
+  m: GPUBuffer;
+  v: GPUBuffer;
+  decay: boolean; // weight decay applies (not to norms and biases)
+}
+
+/** A weight as stored on the GPU; `param` when it is trained (full fine-tuning). */
+export interface Weight {
+  name: string;
+  shape: number[];
+  buf: GPUBuffer;
+  f16: boolean;
+  param?: Param;
+}
+
+export interface Linear {
+  module: LoraModule;
+  W: Weight; // (outF, inF)
+  bias?: Weight; // (outF)
+  inF: number;
+  outF: number;
+  A?: Param; // (r, inF)
+  B?: Param; // (outF, r)
+}
+
+export interface Layer {
+  inputNorm: Weight;
+  postNorm: Weight;
+  qNorm?: Weight; // (D), qwen3
+  kNorm?: Weight;
+  lin: Record<LoraModule, Linear>;
+}
+
+/** A batch as the batcher makes it: [B, T] flattened, row-major. */
+export interface Batch {
+  B: number;
+  T: number;
+  ids: Int32Array; // (B·T) token ids (padding: any valid id, e.g. 0)
+  targets: Int32Array; // (B·T) next-token id where the loss applies, −1 elsewhere
+  segments: Int32Array; // (B·T) sample index within the batch, −1 = padding
+  positions: Int32Array; // (B·T) position within its sample
+}
+
+export interface SampleStats {
+  nll: number; // mean NLL over the sample's loss tokens
+  entropy: number; // mean predictive entropy
+  confidence: number; // mean max-probability
+  tokens: number;
+}
+
+export interface StepResult {
+  loss: number; // mean NLL over all loss tokens of the step
+  gradNorm: number; // before clipping
+  tokens: number; // loss tokens
+  samples: SampleStats[][]; // per micro-batch, per segment
+}
+
+export interface TrainOptions {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  maxGradNorm: number; // ≤ 0: no clipping
+}
+
+export const DEFAULT_TRAIN: TrainOptions = { lr: 2e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.0, maxGradNorm: 1.0 };
+
+/** One layer's saved activations (see the header for the shapes). */
+interface Acts {
+  x: GPUBuffer; xn1: GPUBuffer; rstd1: GPUBuffer;
+  q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; qr: GPUBuffer; kr: GPUBuffer; rstdq: GPUBuffer; rstdk: GPUBuffer;
+  att: GPUBuffer; lse: GPUBuffer; xm: GPUBuffer; xn2: GPUBuffer; rstd2: GPUBuffer;
+  g: GPUBuffer; up: GPUBuffer; h: GPUBuffer;
+  u: Partial<Record<LoraModule, GPUBuffer>>; // (N, r) per adapted module
+}
+
+const STATS = 4; // per-token [nll, entropy, maxprob, correct] (src/kernels/lmhead.ts)
+
+export class LlamaModel {
+  readonly layers: Layer[];
+  private loraOpts: (LoraOptions & { scale: number }) | undefined;
+  /** Activation recomputation: keep only each layer's input, recompute the rest in backward. */
+  recompute = false;
+  private invFreq: GPUBuffer;
+  private step = 0;
+  private actsCache = new Map<string, Acts[]>();
+  private inputs = new Map<string, Record<string, GPUBuffer>>();
+
+  constructor(
+    readonly gpu: Gpu,
+    readonly cfg: ModelConfig,
+    readonly embed: Weight, // (V, C)
+    layers: Layer[],
+    readonly finalNorm: Weight, // (C)
+    readonly lmHead: Weight, // (V, C): the embedding itself when tied
+    /** Full fine-tuning: every weight is a Param. */
+    readonly full = false,
+  ) {
+    this.layers = layers;
+    this.invFreq = gpu.buffer(Float32Array.from(ropeInvFreq(cfg)), 'rope.inv_freq');
+  }
+
+  get lora(): (LoraOptions & { scale: number }) | undefined {
+    return this.loraOpts;
+  }
+  /** Set the LoRA options (attachLora does this and fills each Linear's A, B). */
+  setLora(o: (LoraOptions & { scale: number }) | undefined): void {
+    this.loraOpts = o;
+    this.actsCache.clear(); // the saved u = x·Aᵀ buffers depend on r
+  }
+
+  /** All trainable tensors, in a fixed order (the order of the optimizer and the grad norm). */
+  params(): Param[] {
+    const out: Param[] = [];
+    const w = (x?: Weight) => x?.param && !out.includes(x.param) && out.push(x.param);
+    if (this.full) w(this.embed);
+    for (const l of this.layers) {
+      if (this.full) [l.inputNorm, l.postNorm, l.qNorm, l.kNorm].forEach(w);
+      for (const m of LORA_MODULES) {
+        const lin = l.lin[m];
+        if (lin.A && lin.B) out.push(lin.A, lin.B);
+        if (this.full) [lin.W, lin.bias].forEach(w);
+      }
+    }
+    if (this.full) [this.finalNorm, this.lmHead].forEach(w);
+    return out;
+  }
+
+  // ---- activations ------------------------------------------------------------------------
+
+  private allocActs(N: number, B: number, T: number, shareFrom?: Acts): Acts {
+    const { hiddenSize: C, numHeads: Hq, numKvHeads: Hkv, headDim: D, intermediateSize: I } = this.cfg;
+    const g = this.gpu;
+    const f = (n: number, label: string) => g.buffer(n * 4, label);
+    const own = { x: f(N * C, 'act.x') };
+    if (shareFrom) return { ...shareFrom, ...own };
+    const r = this.lora?.r ?? 0;
+    const u: Acts['u'] = {};
+    for (const m of LORA_MODULES) if (r) u[m] = f(N * r, `act.u.${m}`);
+    const q = f(N * Hq * D, 'act.q'), k = f(N * Hkv * D, 'act.k');
+    return {
+      ...own,
+      xn1: f(N * C, 'act.xn1'), rstd1: f(N, 'act.rstd1'),
+      q, k, v: f(N * Hkv * D, 'act.v'),
+      // with qk_norm, the normed+roped copies; otherwise rope works in place on q, k
+      qr: this.cfg.qkNorm ? f(N * Hq * D, 'act.qr') : q,
+      kr: this.cfg.qkNorm ? f(N * Hkv * D, 'act.kr') : k,
+      rstdq: f(N * Hq, 'act.rstdq'), rstdk: f(N * Hkv, 'act.rstdk'),
+      att: f(N * Hq * D, 'act.att'), lse: f(B * Hq * T, 'act.lse'),
+      xm: f(N * C, 'act.xm'), xn2: f(N * C, 'act.xn2'), rstd2: f(N, 'act.rstd2'),
+      g: f(N * I, 'act.g'), up: f(N * I, 'act.up'), h: f(N * I, 'act.h'),
+      u,
+    };
+  }
+
+  /** Per-layer activations (+1 for the final hidden state), cached per shape and policy. */
+  private acts(B: number, T: number, training: boolean): Acts[] {
+    const shared = !training || this.recompute;
+    const key = `${B}x${T}:${shared}`;
+    let a = this.actsCache.get(key);
+    if (!a) {
+      const N = B * T;
+      const first = this.allocActs(N, B, T);
+      a = [first];
+      for (let l = 1; l <= this.layers.length; l++) a.push(this.allocActs(N, B, T, shared ? first : undefined));
+      this.actsCache.set(key, a);
+    }
+    return a;
+  }
+
+  /** Upload a batch into the buffers kept for micro-batch slot `slot`. */
+  private upload(batch: Batch, slot: number) {
+    const N = batch.B * batch.T;
+    const key = `${slot}:${N}`;
+    let b = this.inputs.get(key);
+    if (!b) {
+      const i = (label: string) => this.gpu.buffer(N * 4, `input.${label}`);
+      b = { ids: i('ids'), targets: i('targets'), segments: i('segments'), positions: i('positions'), gscale: i('gscale') };
+      this.inputs.set(key, b);
+    }
+    for (const k of ['ids', 'targets', 'segments', 'positions'] as const) this.gpu.write(b[k], batch[k]);
+    return b;
+  }
+
+  // ---- forward ----------------------------------------------------------------------------
+
+  private linearForward(enc: GPUCommandEncoder, lin: Linear, x: GPUBuffer, y: GPUBuffer, u: GPUBuffer | undefined, N: number, seed: number) {
+    const lo = this.lora;
+    loraForward(this.gpu, enc, {
+      x, W: lin.W.buf, bias: lin.bias?.buf, A: lin.A?.buf, B: lin.B?.buf, y, u: lin.A ? u : undefined,
+      N, inF: lin.inF, outF: lin.outF, r: lo?.r ?? 0, scale: lo?.scale ?? 0,
+      dropout: lin.A ? (lo?.dropout ?? 0) : 0, seed, weightF16: lin.W.f16,
+    });
+  }
+
+  private dropoutSeed(layer: number, m: number): number {
+    return (Math.imul(this.step + 1, 0x9e3779b1) ^ Math.imul(layer * 8 + m + 1, 0x85ebca6b)) >>> 0;
+  }
+
+  /** Layer l: a[l].x → a[l+1].x. `kv` given: generation with a KV cache. */
+  private layerForward(enc: GPUCommandEncoder, l: number, a: Acts, next: GPUBuffer, io: { positions: GPUBuffer; segments: GPUBuffer }, B: number, T: number, kv?: KvCache) {
+    const g = this.gpu, c = this.cfg, L = this.layers[l];
+    const N = B * T, C = c.hiddenSize, D = c.headDim, Hq = c.numHeads, Hkv = c.numKvHeads;
+    const seed = (m: number) => this.dropoutSeed(l, m);
+    rmsnormForward(g, enc, { inp: a.x, weight: L.inputNorm.buf, out: a.xn1, rstd: a.rstd1, N, C, eps: c.rmsNormEps });
+    this.linearForward(enc, L.lin.q_proj, a.xn1, a.q, a.u.q_proj, N, seed(0));
+    this.linearForward(enc, L.lin.k_proj, a.xn1, a.k, a.u.k_proj, N, seed(1));
+    this.linearForward(enc, L.lin.v_proj, a.xn1, a.v, a.u.v_proj, N, seed(2));
+    if (L.qNorm && L.kNorm) {
+      rmsnormForward(g, enc, { inp: a.q, weight: L.qNorm.buf, out: a.qr, rstd: a.rstdq, N: N * Hq, C: D, eps: c.rmsNormEps });
+      rmsnormForward(g, enc, { inp: a.k, weight: L.kNorm.buf, out: a.kr, rstd: a.rstdk, N: N * Hkv, C: D, eps: c.rmsNormEps });
+    }
+    ropeForward(g, enc, { x: a.qr, pos: io.positions, invFreq: this.invFreq, N, H: Hq, D });
+    ropeForward(g, enc, { x: a.kr, pos: io.positions, invFreq: this.invFreq, N, H: Hkv, D });
+    const scale = 1 / Math.sqrt(D);
+    if (kv) {
+      // B = 1: append this step's k, v rows to the cache, attend over everything cached
+      const row = Hkv * D * 4;
+      enc.copyBufferToBuffer(a.kr, 0, kv.k[l], kv.len * row, T * row);
+      enc.copyBufferToBuffer(a.v, 0, kv.v[l], kv.len * row, T * row);
+      attentionForward(g, enc, {
+        q: a.qr, k: kv.k[l], v: kv.v[l], out: a.att, lse: a.lse, seg: kv.seg,
+        B: 1, Tq: T, Tk: kv.len + T, Hq, Hkv, D, qOffset: kv.len, kvCapacity: kv.capacity, scale,
+      });
+    } else {
+      attentionForward(g, enc, { q: a.qr, k: a.kr, v: a.v, out: a.att, lse: a.lse, seg: io.segments, B, Tq: T, Tk: T, Hq, Hkv, D, scale });
+    }
+    const tmp = scratch(g, 'llama.tmpC', N * C * 4);
+    this.linearForward(enc, L.lin.o_proj, a.att, tmp, a.u.o_proj, N, seed(3));
+    add(g, enc, { a: a.x, b: tmp, out: a.xm, n: N * C });
+    rmsnormForward(g, enc, { inp: a.xm, weight: L.postNorm.buf, out: a.xn2, rstd: a.rstd2, N, C, eps: c.rmsNormEps });
+    this.linearForward(enc, L.lin.gate_proj, a.xn2, a.g, a.u.gate_proj, N, seed(4));
+    this.linearForward(enc, L.lin.up_proj, a.xn2, a.up, a.u.up_proj, N, seed(5));
+    swigluForward(g, enc, { gate: a.g, up: a.up, out: a.h, n: N * c.intermediateSize });
+    this.linearForward(enc, L.lin.down_proj, a.h, tmp, a.u.down_proj, N, seed(6));
+    add(g, enc, { a: a.xm, b: tmp, out: next, n: N * C });
+  }
+
+  /** Embedding and all layers; returns the final-normed hidden state (N, C) buffer. */
+  private forward(enc: GPUCommandEncoder, acts: Acts[], io: Record<string, GPUBuffer>, B: number, T: number, kv?: KvCache): { hidden: GPUBuffer; rstd: GPUBuffer } {
+    const g = this.gpu, c = this.cfg, N = B * T;
+    embeddingForward(g, enc, { ids: io.ids, weight: this.embed.buf, out: acts[0].x, N, C: c.hiddenSize, V: c.vocabSize });
+    for (let l = 0; l < this.layers.length; l++) this.layerForward(enc, l, acts[l], acts[l + 1].x, io as never, B, T, kv);
+    const last = acts[this.layers.length];
+    const hidden = scratch(g, 'llama.hidden', N * c.hiddenSize * 4);
+    const rstd = scratch(g, 'llama.rstdF', N * 4);
+    rmsnormForward(g, enc, { inp: last.x, weight: this.finalNorm.buf, out: hidden, rstd, N, C: c.hiddenSize, eps: c.rmsNormEps });
+    return { hidden, rstd };
+  }
+
+  // ---- backward ---------------------------------------------------------------------------
+
+  private linearBackward(enc: GPUCommandEncoder, lin: Linear, x: GPUBuffer, u: GPUBuffer | undefined, dy: GPUBuffer, dx: GPUBuffer, accumulateDx: boolean, N: number, seed: number) {
+    const lo = this.lora;
+    loraBackward(this.gpu, enc, {
+      x, W: lin.W.buf, A: lin.A?.buf, B: lin.B?.buf, u: lin.A ? u : undefined, dy, dx,
+      dA: lin.A?.grad, dB: lin.B?.grad, dW: lin.W.param?.grad, db: lin.bias?.param?.grad,
+      N, inF: lin.inF, outF: lin.outF, r: lo?.r ?? 0, scale: lo?.scale ?? 0,
+      dropout: lin.A ? (lo?.dropout ?? 0) : 0, seed, accumulateDx, accumulateGrads: true, weightF16: lin.W.f16,
+    });
+  }
+
+  /** dres (N, C): in, the gradient w.r.t. layer l's output; out, w.r.t. its input. */
+  private layerBackward(enc: GPUCommandEncoder, l: number, a: Acts, dres: GPUBuffer, io: Record<string, GPUBuffer>, B: number, T: number) {
+    const g = this.gpu, c = this.cfg, L = this.layers[l];
+    const N = B * T, C = c.hiddenSize, D = c.headDim, Hq = c.numHeads, Hkv = c.numKvHeads, I = c.intermediateSize;
+    const seed = (m: number) => this.dropoutSeed(l, m);
+    const s = (name: string, n: number) => scratch(g, `llama.grad.${name}`, n * 4);
+    const dh = s('dh', N * I), dg = s('dg', N * I), dup = s('dup', N * I), dxn = s('dxn', N * C);
+    const datt = s('datt', N * Hq * D), dq = s('dq', N * Hq * D), dk = s('dk', N * Hkv * D), dv = s('dv', N * Hkv * D);
+    // x' = xm + down(h)
+    this.linearBackward(enc, L.lin.down_proj, a.h, a.u.down_proj, dres, dh, false, N, seed(6));
+    swigluBackward(g, enc, { gate: a.g, up: a.up, dout: dh, dgate: dg, dup, n: N * I });
+    this.linearBackward(enc, L.lin.gate_proj, a.xn2, a.u.gate_proj, dg, dxn, false, N, seed(4));
+    this.linearBackward(enc, L.lin.up_proj, a.xn2, a.u.up_proj, dup, dxn, true, N, seed(5));
+    rmsnormBackward(g, enc, {
+      inp: a.xm, weight: L.postNorm.buf, rstd: a.rstd2, dout: dxn, dinp: dres, N, C,
+      accumulate: true, dweight: L.postNorm.param?.grad, accumulateDweight: true,
+    });
+    // xm = x + o(att)
+    this.linearBackward(enc, L.lin.o_proj, a.att, a.u.o_proj, dres, datt, false, N, seed(3));
+    attentionBackward(g, enc, {
+      q: a.qr, k: a.kr, v: a.v, out: a.att, lse: a.lse, dout: datt, seg: io.segments,
+      dq, dk, dv, B, T, Hq, Hkv, D, scale: 1 / Math.sqrt(D),
+    });
+    ropeForward(g, enc, { x: dq, pos: io.positions, invFreq: this.invFreq, N, H: Hq, D, inverse: true });
+    ropeForward(g, enc, { x: dk, pos: io.positions, invFreq: this.invFreq, N, H: Hkv, D, inverse: true });
+    let dqIn = dq, dkIn = dk;
+    if (L.qNorm && L.kNorm) {
+      dqIn = s('dqpre', N * Hq * D);
+      dkIn = s('dkpre', N * Hkv * D);
+      rmsnormBackward(g, enc, { inp: a.q, weight: L.qNorm.buf, rstd: a.rstdq, dout: dq, dinp: dqIn, N: N * Hq, C: D, dweight: L.qNorm.param?.grad, accumulateDweight: true });
+      rmsnormBackward(g, enc, { inp: a.k, weight: L.kNorm.buf, rstd: a.rstdk, dout: dk, dinp: dkIn, N: N * Hkv, C: D, dweight: L.kNorm.param?.grad, accumulateDweight: true });
+    }
+    this.linearBackward(enc, L.lin.q_proj, a.xn1, a.u.q_proj, dqIn, dxn, false, N, seed(0));
+    this.linearBackward(enc, L.lin.k_proj, a.xn1, a.u.k_proj, dkIn, dxn, true, N, seed(1));
+    this.linearBackward(enc, L.lin.v_proj, a.xn1, a.u.v_proj, dv, dxn, true, N, seed(2));
+    rmsnormBackward(g, enc, {
+      inp: a.x, weight: L.inputNorm.buf, rstd: a.rstd1, dout: dxn, dinp: dres, N, C,
+      accumulate: true, dweight: L.inputNorm.param?.grad, accumulateDweight: true,
+    });
+  }
+
+  // ---- the training step ------------------------------------------------------------------
+
+  /**
+   * One optimizer step over `micro` micro-batches (gradient accumulation): forward, masked loss
+   * (the batches' targets), backward, grad norm + clipping, AdamW — one queue submission.
+   * Only the per-sample stats and the grad norm are read back, after the submit.
+   */
+  async trainStep(micro: Batch[], opt: TrainOptions = DEFAULT_TRAIN): Promise<StepResult> {
+    const params = this.params();
+    if (params.length === 0) throw new UsageError('trainStep: nothing to train — attach LoRA (attachLora) or load with full fine-tuning');
+    const g = this.gpu, c = this.cfg;
+    let lossTokens = 0;
+    for (const b of micro) for (const t of b.targets) if (t >= 0) lossTokens++;
+    if (lossTokens === 0) throw new UsageError('trainStep: the batch has no loss tokens (every target is −1)');
+    this.step++;
+
+    const enc = g.device.createCommandEncoder({ label: `train step ${this.step}` });
+    for (const p of params) enc.clearBuffer(p.grad);
+    const statsOut: { buf: GPUBuffer; S: number }[] = [];
+    micro.forEach((batch, i) => {
+      const { B, T } = batch;
+      const N = B * T;
+      const io = this.upload(batch, i);
+      // mean over all loss tokens of the step: every loss token weighs 1/lossTokens
+      const gs = new Float32Array(N);
+      for (let t = 0; t < N; t++) gs[t] = batch.targets[t] >= 0 ? 1 / lossTokens : 0;
+      g.write(io.gscale, gs);
+      const acts = this.acts(B, T, true);
+      const { hidden, rstd } = this.forward(enc, acts, io, B, T);
+      const stats = scratch(g, 'llama.stats', N * STATS * 4), lse = scratch(g, 'llama.lse', N * 4);
+      lmHeadForward(g, enc, { hidden, weight: this.lmHead.buf, targets: io.targets, stats, lse, N, C: c.hiddenSize, V: c.vocabSize, weightF16: this.lmHead.f16 });
+      const S = numSegments(batch);
+      const out = g.buffer(S * STATS * 4, `stats.${i}`);
+      segmentMeans(g, enc, { stats, segments: io.segments, targets: io.targets, out, N, S });
+      statsOut.push({ buf: out, S });
+      // backward: LM head → final norm → layers in reverse → embedding (full fine-tuning)
+      const dhidden = scratch(g, 'llama.dhidden', N * c.hiddenSize * 4);
+      lmHeadBackward(g, enc, {
+        hidden, weight: this.lmHead.buf, targets: io.targets, lse, gscale: io.gscale, dhidden,
+        dweight: this.lmHead.param?.grad, accumulateDweight: true, N, C: c.hiddenSize, V: c.vocabSize, weightF16: this.lmHead.f16,
+      });
+      const dres = scratch(g, 'llama.dres', N * c.hiddenSize * 4);
+      const lastX = acts[this.layers.length].x;
+      rmsnormBackward(g, enc, {
+        inp: lastX, weight: this.finalNorm.buf, rstd, dout: dhidden, dinp: dres, N, C: c.hiddenSize,
+        dweight: this.finalNorm.param?.grad, accumulateDweight: true,
+      });
+      for (let l = this.layers.length - 1; l >= 0; l--) {
+        if (this.recompute) this.layerForward(enc, l, acts[l], acts[l + 1].x, io as never, B, T);
+        this.layerBackward(enc, l, acts[l], dres, io, B, T);
+      }
+      if (this.embed.param) embeddingBackward(g, enc, { ids: io.ids, dout: dres, dweight: this.embed.param.grad, N, C: c.hiddenSize, V: c.vocabSize, accumulate: true });
+    });
+    const norm = scratch(g, 'llama.gradnorm', 8);
+    gradNorm(g, enc, { grads: params.map((p) => ({ buffer: p.grad, n: p.n })), out: norm, maxNorm: opt.maxGradNorm > 0 ? opt.maxGradNorm : Infinity });
+    for (const p of params) {
+      adamw(g, enc, {
+        param: p.buf, grad: p.grad, m: p.m, v: p.v, n: p.n, lr: opt.lr, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps,
+        weightDecay: p.decay ? opt.weightDecay : 0, step: this.step, clip: norm,
+      });
+    }
+    // scalars to read back: copied into one small buffer inside the same submission
+    const totalS = statsOut.reduce((s, o) => s + o.S, 0);
+    const readback = g.buffer((2 + totalS * STATS) * 4, 'step.readback');
+    enc.copyBufferToBuffer(norm, 0, readback, 0, 8);
+    let off = 8;
+    for (const o of statsOut) {
+      enc.copyBufferToBuffer(o.buf, 0, readback, off, o.S * STATS * 4);
+      off += o.S * STATS * 4;
+    }
+    g.device.queue.submit([enc.finish()]);
+    const r = await g.readF32(readback);
+    readback.destroy();
+    for (const o of statsOut) o.buf.destroy();
+    let pos = 2, sum = 0;
+    const samples = statsOut.map((o) => {
+      const list: SampleStats[] = [];
+      for (let s = 0; s < o.S; s++, pos += STATS) {
+        const st = { nll: r[pos], entropy: r[pos + 1], confidence: r[pos + 2], tokens: r[pos + 3] };
+        sum += st.nll * st.tokens;
+        list.push(st);
+      }
+      return list;
+    });
+    return { loss: sum / lossTokens, gradNorm: r[0], tokens: lossTokens, samples };
+  }
+
+  // ---- scoring pass -----------------------------------------------------------------------
+
+  /** Forward only; per-sample [nll, entropy, confidence, tokens] for each segment of `batch`. */
+  async score(batch: Batch): Promise<SampleStats[]> {
+    const g = this.gpu, c = this.cfg, { B, T } = batch, N = B * T;
+    const io = this.upload(batch, 0);
+    const acts = this.acts(B, T, false);
+    const S = numSegments(batch);
+    const out = g.buffer(S * STATS * 4, 'score.out');
+    const enc = g.device.createCommandEncoder({ label: 'score' });
+    const { hidden } = this.forward(enc, acts, io, B, T);
+    const stats = scratch(g, 'llama.stats', N * STATS * 4), lse = scratch(g, 'llama.lse', N * 4);
+    lmHeadForward(g, enc, { hidden, weight: this.lmHead.buf, targets: io.targets, stats, lse, N, C: c.hiddenSize, V: c.vocabSize, weightF16: this.lmHead.f16 });
+    segmentMeans(g, enc, { stats, segments: io.segments, targets: io.targets, out, N, S });
+    g.device.queue.submit([enc.finish()]);
+    const r = await g.readF32(out);
+    out.destroy();
+    return Array.from({ length: S }, (_, s) => ({ nll: r[s * 4], entropy: r[s * 4 + 1], confidence: r[s * 4 + 2], tokens: r[s * 4 + 3] }));
+  }
+
+  /** Logits (B·T, V) for a batch — for parity tests and small evaluations; allocates N×V. */
+  async logits(batch: Batch): Promise<Float32Array> {
+    const g = this.gpu, c = this.cfg, { B, T } = batch, N = B * T;
+    const io = this.upload(batch, 0);
+    const acts = this.acts(B, T, false);
+    const out = g.buffer(N * c.vocabSize * 4, 'logits');
+    const enc = g.device.createCommandEncoder({ label: 'logits' });
+    const { hidden } = this.forward(enc, acts, io, B, T);
+    matmul(g, enc, { a: hidden, bm: this.lmHead.buf, out, M: N, N: c.vocabSize, K: c.hiddenSize, transB: true, bmF16: this.lmHead.f16 });
+    g.device.queue.submit([enc.finish()]);
+    const r = await g.readF32(out);
+    out.destroy();
+    return r;
+  }
+
+  // ---- generation -------------------------------------------------------------------------
+
+  /** A KV cache for one sequence of up to `capacity` tokens. */
+  newKvCache(capacity: number): KvCache {
+    const c = this.cfg, row = c.numKvHeads * c.headDim;
+    const f = (label: string) => this.layers.map((_, l) => this.gpu.buffer(capacity * row * 4, `kv.${label}.${l}`));
+    return { k: f('k'), v: f('v'), len: 0, capacity, seg: this.gpu.buffer(new Int32Array(capacity), 'kv.seg') };
+  }
+
+  /**
+   * Run `ids` through the model on top of `kv` (appending to it) and return the logits of the
+   * last position (V floats).
+   */
+  async decode(kv: KvCache, ids: Int32Array): Promise<Float32Array> {
+    const g = this.gpu, c = this.cfg, T = ids.length, C = c.hiddenSize;
+    if (kv.len + T > kv.capacity) throw new UsageError(`generation: ${kv.len + T} tokens exceed the KV cache of ${kv.capacity}`);
+    const positions = Int32Array.from({ length: T }, (_, i) => kv.len + i);
+    const io = this.upload({ B: 1, T, ids, targets: new Int32Array(T).fill(-1), segments: new Int32Array(T), positions }, 0);
+    const acts = this.acts(1, T, false);
+    const enc = g.device.createCommandEncoder({ label: 'decode' });
+    const N = T;
+    embeddingForward(g, enc, { ids: io.ids, weight: this.embed.buf, out: acts[0].x, N, C, V: c.vocabSize });
+    for (let l = 0; l < this.layers.length; l++) this.layerForward(enc, l, acts[l], acts[l + 1].x, io as never, 1, T, kv);
+    const lastRow = scratch(g, 'decode.last', C * 4), hidden = scratch(g, 'decode.hidden', C * 4), rstd = scratch(g, 'decode.rstd', 16);
+    enc.copyBufferToBuffer(acts[this.layers.length].x, (T - 1) * C * 4, lastRow, 0, C * 4);
+    rmsnormForward(g, enc, { inp: lastRow, weight: this.finalNorm.buf, out: hidden, rstd, N: 1, C, eps: c.rmsNormEps });
+    const logits = scratch(g, 'decode.logits', c.vocabSize * 4);
+    matmul(g, enc, { a: hidden, bm: this.lmHead.buf, out: logits, M: 1, N: c.vocabSize, K: C, transB: true, bmF16: this.lmHead.f16 });
+    g.device.queue.submit([enc.finish()]);
+    kv.len += T;
+    return g.readF32(logits, c.vocabSize);
+  }
+}
+
+export interface KvCache {
+  k: GPUBuffer[]; // per layer (capacity, Hkv, D)
+  v: GPUBuffer[];
+  len: number;
+  capacity: number;
+  seg: GPUBuffer; // (capacity) i32 zeros: one sample
+}
+
+/** Segments are numbered 0..S-1 within a batch; S = max + 1. */
+export function numSegments(b: Batch): number {
+  let m = -1;
+  for (const s of b.segments) if (s > m) m = s;
+  return m + 1;
+}
