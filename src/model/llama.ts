@@ -27,7 +27,8 @@ import { segmentMeans } from '../kernels/segment.js';
 import { gradNorm } from '../kernels/gradnorm.js';
 import { adamw } from '../kernels/adamw.js';
 import { ropeInvFreq, type ModelConfig } from './config.js';
-import { LORA_MODULES, loraScale, type LoraModule, type LoraOptions } from './lora.js';
+import { LORA_MODULES, type LoraModule, type LoraOptions } from './lora.js';
+import { makeRng, sampleToken, type SamplingOptions } from './sample.js';
 
 /** A trainable tensor: its gradient and AdamW moments live beside it. */
 export interface Param {
@@ -493,6 +494,40 @@ export class LlamaModel {
     kv.len += T;
     return g.readF32(logits, c.vocabSize);
   }
+}
+
+export interface GenerateOptions extends Partial<SamplingOptions> {
+  maxNewTokens?: number; // default 64
+  /** Stop when one of these ids is produced (default: config.json's eos_token_id). */
+  stop?: number[];
+  /** Called with each new token id as it is chosen (streaming). */
+  onToken?: (id: number) => void;
+}
+
+/**
+ * Generate after `prompt` (token ids) with a KV cache: greedy when temperature is 0 (default),
+ * else temperature + top-p sampling from a seeded generator. Returns the new ids (without the
+ * stop token).
+ */
+export async function generate(model: LlamaModel, prompt: ArrayLike<number>, o: GenerateOptions = {}): Promise<number[]> {
+  if (prompt.length === 0) throw new UsageError('generate: the prompt has no tokens');
+  const maxNew = o.maxNewTokens ?? 64;
+  const eos = model.cfg.eosTokenId;
+  const stop = new Set(o.stop ?? (eos === null ? [] : Array.isArray(eos) ? eos : [eos]));
+  const sampling: SamplingOptions = { temperature: o.temperature ?? 0, topP: o.topP ?? 1, seed: o.seed ?? 0 };
+  const rand = makeRng(sampling.seed);
+  const kv = model.newKvCache(prompt.length + maxNew);
+  let logits = await model.decode(kv, Int32Array.from(prompt));
+  const out: number[] = [];
+  while (out.length < maxNew) {
+    const id = sampleToken(logits, sampling, rand);
+    if (stop.has(id)) break;
+    out.push(id);
+    o.onToken?.(id);
+    if (out.length === maxNew) break;
+    logits = await model.decode(kv, Int32Array.of(id));
+  }
+  return out;
 }
 
 export interface KvCache {
