@@ -1,10 +1,13 @@
-// matmul.wgsl — batched f32 matrix multiply with the operand layouts a transformer needs.
+// matmul.wgsl — batched matrix multiply with the operand layouts a transformer needs, f32
+// accumulation. `bm` is stored as WT: f32 as written, f16 when the host templates the module with
+// withElementType(src, 'f16') (src/kernels/template.ts) — frozen base weights kept in f16 where
+// the adapter has shader-f16. Every other operand and the accumulator stay f32.
 //
 //   out[b] = alpha · op(a[b]) · op(bm[b])  (+ bias)  (+ out[b] when ACCUMULATE)
 //
 //   out  (batch, M, N) row-major
 //   a    (batch, M, K) row-major, or (batch, K, M) when TRANS_A
-//   bm   (batch, K, N) row-major, or (batch, N, K) when TRANS_B
+//   bm   (batch, K, N) row-major, or (batch, N, K) when TRANS_B; f32 or f16 (WT)
 //   bias (N)
 //
 // The three layouts of a linear layer y = x·Wᵀ with W (N, K):
@@ -30,6 +33,8 @@ override ACCUMULATE: bool = false;
 
 const MAX_T = 8u;
 
+alias WT = f32; // element type of `bm`; the only templated line (see header)
+
 struct Params {
   M: u32, N: u32, K: u32, batch: u32,
   stride_a: u32, stride_b: u32, stride_out: u32, // elements between batch items
@@ -38,7 +43,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> bm: array<f32>;
+@group(0) @binding(2) var<storage, read> bm: array<WT>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>; // bound to a dummy when !HAS_BIAS
 
@@ -48,8 +53,8 @@ fn load_a(base: u32, m: u32, k: u32) -> f32 {
 }
 
 fn load_b(base: u32, k: u32, n: u32) -> f32 {
-  if (TRANS_B) { return bm[base + n * p.K + k]; }
-  return bm[base + k * p.N + n];
+  if (TRANS_B) { return f32(bm[base + n * p.K + k]); }
+  return f32(bm[base + k * p.N + n]);
 }
 
 @compute @workgroup_size(WG_X, WG_Y, 1)

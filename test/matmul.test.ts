@@ -1,5 +1,8 @@
 import { expect, it } from 'vitest';
-import { matmul, type MatmulTiles } from '../src/kernels/matmul.js';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { autotuneMatmul, DEFAULT_TILES, getMatmulTiles, matmul, setMatmulTiles, type MatmulTiles } from '../src/kernels/matmul.js';
 import { matmulRef } from '../src/reference/matmul.js';
 import { checkOp, expectClose, randn } from './helpers/check.js';
 import { describeGpu } from './helpers/gpu.js';
@@ -98,5 +101,24 @@ describeGpu('matmul', (gpu) => {
       },
       tol: { atol: 1e-4, rtol: 1e-4 },
     });
+  });
+
+  it('autotuneMatmul picks one of its candidates, installs it, and caches it per adapter (memory and file)', async () => {
+    const candidates: MatmulTiles[] = [{ WG_X: 16, WG_Y: 16, TM: 1, TN: 1 }, { WG_X: 8, WG_Y: 8, TM: 4, TN: 4 }];
+    const cacheFile = join(mkdtempSync(join(tmpdir(), 'zpd-autotune-')), 'tiles.json');
+    try {
+      const best = await autotuneMatmul(gpu, { sizes: [96], candidates, reps: 1, cacheFile });
+      expect(candidates).toContainEqual(best);
+      expect(getMatmulTiles(gpu)).toEqual(best);
+      const file = JSON.parse(readFileSync(cacheFile, 'utf8')) as Record<string, MatmulTiles>;
+      expect(Object.values(file)).toEqual([best]);
+      expect(Object.keys(file)[0]).toContain(gpu.info.description);
+      setMatmulTiles(gpu, DEFAULT_TILES);
+      expect(await autotuneMatmul(gpu, { sizes: [96], candidates, reps: 1, cacheFile })).toEqual(best); // from the cache
+      const { got, ref } = await run({ M: 45, N: 65, K: 77, transB: true });
+      expectClose('after autotune', got, ref, TOL);
+    } finally {
+      setMatmulTiles(gpu, DEFAULT_TILES);
+    }
   });
 });

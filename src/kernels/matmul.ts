@@ -1,6 +1,10 @@
 // Wrapper for shaders/matmul.wgsl: out[b] = alpha · op(a[b]) · op(bm[b]) (+ bias) (+ out[b]).
+// `bm` may be f16 (bmF16: a Uint16Array of IEEE half bits, see src/io/dtype.ts) where the
+// adapter has shader-f16: the frozen base weight of a linear layer. Accumulation is f32.
 import shader from '../../shaders/matmul.wgsl';
+import { UsageError } from '../errors.js';
 import type { Gpu } from '../gpu/gpu.js';
+import { withElementType } from './template.js';
 
 export interface MatmulTiles {
   WG_X: number;
@@ -11,6 +15,17 @@ export interface MatmulTiles {
 
 /** Measured best on lavapipe (2 cores) among the shapes bench/matmul sweeps. */
 export const DEFAULT_TILES: MatmulTiles = { WG_X: 8, WG_Y: 8, TM: 4, TN: 4 };
+
+/** The tile shapes the autotuner tries (TM, TN ≤ the shader's MAX_T = 8). */
+export const TILE_CANDIDATES: MatmulTiles[] = [
+  { WG_X: 8, WG_Y: 8, TM: 4, TN: 4 },
+  { WG_X: 16, WG_Y: 16, TM: 4, TN: 4 },
+  { WG_X: 16, WG_Y: 8, TM: 4, TN: 4 },
+  { WG_X: 8, WG_Y: 8, TM: 8, TN: 8 },
+  { WG_X: 16, WG_Y: 16, TM: 2, TN: 2 },
+  { WG_X: 8, WG_Y: 16, TM: 8, TN: 4 },
+  { WG_X: 16, WG_Y: 4, TM: 4, TN: 8 },
+];
 
 export interface MatmulArgs {
   a: GPUBuffer;
@@ -26,12 +41,17 @@ export interface MatmulArgs {
   accumulate?: boolean;
   alpha?: number;
   tiles?: MatmulTiles;
+  /** `bm` holds f16 elements (needs gpu.hasF16). */
+  bmF16?: boolean;
 }
 
 // Tile choices per Gpu, set by the autotuner (bench/ or doctor) or left at the default.
 const tuned = new WeakMap<Gpu, MatmulTiles>();
 export function setMatmulTiles(gpu: Gpu, tiles: MatmulTiles): void {
   tuned.set(gpu, tiles);
+}
+export function getMatmulTiles(gpu: Gpu): MatmulTiles {
+  return tuned.get(gpu) ?? DEFAULT_TILES;
 }
 
 const dummies = new WeakMap<Gpu, GPUBuffer>();
@@ -41,12 +61,17 @@ function dummy(gpu: Gpu): GPUBuffer {
   return d;
 }
 
+let shaderF16: string | undefined;
+
 /** Encode one (batched) matmul into `encoder`. */
 export function matmul(gpu: Gpu, encoder: GPUCommandEncoder, args: MatmulArgs): void {
   const { M, N, K } = args;
   const batch = args.batch ?? 1;
-  const t = args.tiles ?? tuned.get(gpu) ?? DEFAULT_TILES;
-  const pipeline = gpu.pipeline(shader, 'matmul', {
+  const t = args.tiles ?? getMatmulTiles(gpu);
+  if (args.bmF16 && !gpu.hasF16)
+    throw new UsageError("matmul: bmF16 needs the adapter feature 'shader-f16', which this device lacks; keep the weight in f32");
+  const code = args.bmF16 ? (shaderF16 ??= withElementType(shader, 'f16')) : shader;
+  const pipeline = gpu.pipeline(code, 'matmul', {
     WG_X: t.WG_X,
     WG_Y: t.WG_Y,
     TM: t.TM,
@@ -65,4 +90,72 @@ export function matmul(gpu: Gpu, encoder: GPUCommandEncoder, args: MatmulArgs): 
     [gpu.uniform(params), args.a, args.bm, args.out, args.bias ?? dummy(gpu)],
     [Math.ceil(N / (t.WG_X * t.TN)), Math.ceil(M / (t.WG_Y * t.TM)), batch],
   );
+}
+
+// ---- autotuner -----------------------------------------------------------------------------
+
+export interface AutotuneOptions {
+  /** Square sizes (M = N = K, the x·Wᵀ layout) to time each candidate at; default [512]. */
+  sizes?: number[];
+  candidates?: MatmulTiles[];
+  /** Timed repetitions per candidate and size (after one warm-up); default 3. */
+  reps?: number;
+  /** Optional JSON file caching the choice per adapter (Node only). */
+  cacheFile?: string;
+}
+
+const memo = new Map<string, MatmulTiles>();
+
+function adapterKey(gpu: Gpu): string {
+  const i = gpu.info;
+  return `${i.vendor}|${i.architecture}|${i.device}|${i.description}|${i.backend}`;
+}
+
+/**
+ * Time the candidate tile shapes on this adapter (sum of the best-of-`reps` times over `sizes`),
+ * install the fastest with setMatmulTiles, and remember it per adapter description: in memory,
+ * and in `cacheFile` when given. A cached choice is installed without timing anything.
+ */
+export async function autotuneMatmul(gpu: Gpu, opts: AutotuneOptions = {}): Promise<MatmulTiles> {
+  const key = adapterKey(gpu);
+  const sizes = opts.sizes ?? [512];
+  const cacheKey = `${key}|${sizes.join(',')}`;
+  let best = memo.get(cacheKey);
+  let file: Record<string, MatmulTiles> = {};
+  if (!best && opts.cacheFile) {
+    const fs = await import('node:fs/promises');
+    try {
+      file = JSON.parse(await fs.readFile(opts.cacheFile, 'utf8')) as Record<string, MatmulTiles>;
+      best = file[cacheKey];
+    } catch {
+      file = {};
+    }
+  }
+  if (!best) {
+    const candidates = opts.candidates ?? TILE_CANDIDATES;
+    const reps = opts.reps ?? 3;
+    const total = new Array<number>(candidates.length).fill(0);
+    for (const n of sizes) {
+      const a = gpu.buffer(n * n * 4, 'autotune.a'), b = gpu.buffer(n * n * 4, 'autotune.b'), out = gpu.buffer(n * n * 4, 'autotune.out');
+      for (let c = 0; c < candidates.length; c++) {
+        const enc = (e: GPUCommandEncoder) => matmul(gpu, e, { a, bm: b, out, M: n, N: n, K: n, transB: true, tiles: candidates[c] });
+        await gpu.time(enc); // compile + warm up
+        let ms = Infinity;
+        for (let r = 0; r < reps; r++) ms = Math.min(ms, (await gpu.time(enc)).ms);
+        total[c] += ms;
+      }
+      a.destroy(); b.destroy(); out.destroy();
+    }
+    best = candidates[total.indexOf(Math.min(...total))];
+    if (opts.cacheFile) {
+      const fs = await import('node:fs/promises');
+      file[cacheKey] = best;
+      const tmp = `${opts.cacheFile}.${process.pid}.tmp`;
+      await fs.writeFile(tmp, JSON.stringify(file, null, 2));
+      await fs.rename(tmp, opts.cacheFile);
+    }
+  }
+  memo.set(cacheKey, best);
+  setMatmulTiles(gpu, best);
+  return best;
 }

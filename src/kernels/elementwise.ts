@@ -1,0 +1,76 @@
+// Wrappers for shaders/elementwise.wgsl (add, axpy, scale, sumRows), and two helpers the other
+// kernel wrappers share: a 2-D grid for long 1-D dispatches, and per-device scratch buffers.
+import shader from '../../shaders/elementwise.wgsl';
+import type { Gpu } from '../gpu/gpu.js';
+
+const WG = 256;
+
+/** Workgroups for n elements at `wg` per workgroup, folded into 2-D past the 65535 limit. */
+export function grid1d(gpu: Gpu, n: number, wg: number): [number, number] {
+  const groups = Math.ceil(n / wg);
+  const maxX = gpu.limits.maxComputeWorkgroupsPerDimension;
+  if (groups <= maxX) return [groups, 1];
+  return [maxX, Math.ceil(groups / maxX)];
+}
+
+const scratches = new WeakMap<Gpu, Map<string, GPUBuffer>>();
+/**
+ * A device buffer of at least `bytes`, named `name`, reused across calls (it grows, never
+ * shrinks). An op uses its scratch only within its own passes, so ops sharing one encoder may
+ * reuse names; an op must not hand a scratch to a later op. A smaller old buffer is dropped,
+ * not destroyed, since a not-yet-submitted encoder may still use it.
+ */
+export function scratch(gpu: Gpu, name: string, bytes: number): GPUBuffer {
+  let m = scratches.get(gpu);
+  if (!m) scratches.set(gpu, (m = new Map()));
+  let b = m.get(name);
+  if (!b || b.size < bytes) m.set(name, (b = gpu.buffer(bytes, `scratch.${name}`)));
+  return b;
+}
+
+function params(n: number, C: number, alpha: number): ArrayBuffer {
+  const buf = new ArrayBuffer(16);
+  new Uint32Array(buf, 0, 2).set([n, C]);
+  new Float32Array(buf, 8, 1)[0] = alpha;
+  return buf;
+}
+
+/** out (n) = a + b. */
+export function add(gpu: Gpu, encoder: GPUCommandEncoder, args: { a: GPUBuffer; b: GPUBuffer; out: GPUBuffer; n: number }): void {
+  gpu.dispatch(encoder, gpu.pipeline(shader, 'add', { WG }), [gpu.uniform(params(args.n, 0, 0)), args.a, args.b, args.out], grid1d(gpu, args.n, WG));
+}
+
+/** y (n) += alpha · x. */
+export function axpy(gpu: Gpu, encoder: GPUCommandEncoder, args: { x: GPUBuffer; y: GPUBuffer; alpha: number; n: number }): void {
+  gpu.dispatch(encoder, gpu.pipeline(shader, 'axpy', { WG }), [gpu.uniform(params(args.n, 0, args.alpha)), args.x, args.y], grid1d(gpu, args.n, WG));
+}
+
+/** x (n) *= alpha, in place. */
+export function scale(gpu: Gpu, encoder: GPUCommandEncoder, args: { x: GPUBuffer; alpha: number; n: number }): void {
+  gpu.dispatch(encoder, gpu.pipeline(shader, 'scale', { WG }), [gpu.uniform(params(args.n, 0, args.alpha)), args.x], grid1d(gpu, args.n, WG));
+}
+
+/** Rows per chunk of the column sum: each invocation sums at most this many rows in order. */
+const ROWS = 64;
+
+export interface SumRowsArgs {
+  inp: GPUBuffer; // (N, C)
+  out: GPUBuffer; // (C)
+  N: number;
+  C: number;
+  accumulate?: boolean;
+}
+
+/**
+ * out (C) (+)= Σ_r inp (N, C)[r, :], deterministically: chunks of 64 rows summed in order, then
+ * the chunk sums summed the same way (scratch 'sumRows.<level>', ceil(N/64)·C floats).
+ */
+export function sumRows(gpu: Gpu, encoder: GPUCommandEncoder, args: SumRowsArgs, level = 0): void {
+  const { N, C } = args;
+  const chunks = Math.ceil(N / ROWS);
+  const last = chunks <= 1;
+  const dst = last ? args.out : scratch(gpu, `sumRows.${level}`, chunks * C * 4);
+  const pipeline = gpu.pipeline(shader, 'sum_rows', { WG, ROWS, ACCUMULATE: last && args.accumulate ? 1 : 0 });
+  gpu.dispatch(encoder, pipeline, [gpu.uniform(params(N, C, 0)), args.inp, dst], [Math.ceil(C / WG), Math.max(1, chunks)]);
+  if (!last) sumRows(gpu, encoder, { inp: dst, out: args.out, N: chunks, C, accumulate: args.accumulate }, level + 1);
+}
