@@ -12,6 +12,11 @@ export interface BenchOpts {
 
 const benches: Record<string, () => Promise<{ title: string; run(o: BenchOpts): Promise<BenchRow[]> }>> = {
   matmul: () => import('./matmul.js'),
+  attention: () => import('./attention.js'),
+  kernels: () => import('./kernels.js'),
+  tokenizer: () => import('./tokenizer.js'),
+  lmhead: () => import('./lmhead.js'),
+  model: () => import('./model.js'),
 };
 
 export function printTable(title: string, rows: BenchRow[]): void {

@@ -6,10 +6,12 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
+import { LimitError } from '../src/errors.js';
+import type { Gpu } from '../src/gpu/gpu.js';
 import { openCheckpoint, SafetensorsFile } from '../src/io/safetensors.js';
 import { loadAdapter } from '../src/io/peft.js';
 import { loadConfig } from '../src/model/config.js';
-import { generate, type Batch, type LlamaModel, type TrainOptions } from '../src/model/llama.js';
+import { generate, type ModelBatch as Batch, type LlamaModel, type TrainOptions } from '../src/model/llama.js';
 import { attachLora, currentAdapter, loadModel, loadModelAdapter, saveModelAdapter } from '../src/model/load.js';
 import { mergeAndSave } from '../src/model/merge.js';
 import { argmax } from '../src/model/sample.js';
@@ -184,4 +186,18 @@ describeGpu('model training and inference paths', (gpu) => {
     const plain = await loadModel(gpu, merged, { weights: 'f32' });
     expectClose('merged vs LoRA logits', await plain.logits(batch), await model.logits(batch), { atol: 1e-4, rtol: 1e-4 });
   });
+
+  it('a tensor larger than one storage binding is refused with its name and the limit', async () => {
+    // the same device, seen through limits of a small GPU
+    const small = Object.create(gpu, { limits: { value: { ...limitsOf(gpu), maxStorageBufferBindingSize: 32768 } } }) as Gpu;
+    const err = await loadModel(small, DIR, { weights: 'f32' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LimitError);
+    expect(String((err as Error).message)).toMatch(/model\.embed_tokens\.weight.*maxStorageBufferBindingSize is 32768/);
+  });
 });
+
+function limitsOf(gpu: Gpu): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const k in gpu.limits) out[k] = (gpu.limits as unknown as Record<string, number>)[k];
+  return out;
+}

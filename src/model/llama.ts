@@ -69,8 +69,9 @@ export interface Layer {
   lin: Record<LoraModule, Linear>;
 }
 
-/** A batch as the batcher makes it: [B, T] flattened, row-major. */
-export interface Batch {
+/** A batch as the batcher (src/tokenizer/batcher.ts) makes it, [B, T] flattened row-major;
+ *  its sampleIds are the caller's business. */
+export interface ModelBatch {
   B: number;
   T: number;
   ids: Int32Array; // (B·T) token ids (padding: any valid id, e.g. 0)
@@ -207,8 +208,20 @@ export class LlamaModel {
     return a;
   }
 
+  /** Free the cached activation and input buffers (they are made again on the next step). */
+  releaseActivations(): void {
+    for (const list of this.actsCache.values()) {
+      const seen = new Set<GPUBuffer>();
+      for (const a of list) for (const b of [...Object.values(a), ...Object.values(a.u)]) if (b && 'destroy' in b && !seen.has(b as GPUBuffer)) seen.add(b as GPUBuffer);
+      for (const b of seen) b.destroy();
+    }
+    this.actsCache.clear();
+    for (const io of this.inputs.values()) for (const b of Object.values(io)) b.destroy();
+    this.inputs.clear();
+  }
+
   /** Upload a batch into the buffers kept for micro-batch slot `slot`. */
-  private upload(batch: Batch, slot: number) {
+  private upload(batch: ModelBatch, slot: number) {
     const N = batch.B * batch.T;
     const key = `${slot}:${N}`;
     let b = this.inputs.get(key);
@@ -347,7 +360,7 @@ export class LlamaModel {
    * (the batches' targets), backward, grad norm + clipping, AdamW — one queue submission.
    * Only the per-sample stats and the grad norm are read back, after the submit.
    */
-  async trainStep(micro: Batch[], opt: TrainOptions = DEFAULT_TRAIN): Promise<StepResult> {
+  async trainStep(micro: ModelBatch[], opt: TrainOptions = DEFAULT_TRAIN): Promise<StepResult> {
     const params = this.params();
     if (params.length === 0) throw new UsageError('trainStep: nothing to train — attach LoRA (attachLora) or load with full fine-tuning');
     const g = this.gpu, c = this.cfg;
@@ -430,7 +443,7 @@ export class LlamaModel {
   // ---- scoring pass -----------------------------------------------------------------------
 
   /** Forward only; per-sample [nll, entropy, confidence, tokens] for each segment of `batch`. */
-  async score(batch: Batch): Promise<SampleStats[]> {
+  async score(batch: ModelBatch): Promise<SampleStats[]> {
     const g = this.gpu, c = this.cfg, { B, T } = batch, N = B * T;
     const io = this.upload(batch, 0);
     const acts = this.acts(B, T, false);
@@ -448,7 +461,7 @@ export class LlamaModel {
   }
 
   /** Logits (B·T, V) for a batch — for parity tests and small evaluations; allocates N×V. */
-  async logits(batch: Batch): Promise<Float32Array> {
+  async logits(batch: ModelBatch): Promise<Float32Array> {
     const g = this.gpu, c = this.cfg, { B, T } = batch, N = B * T;
     const io = this.upload(batch, 0);
     const acts = this.acts(B, T, false);
@@ -539,7 +552,7 @@ export interface KvCache {
 }
 
 /** Segments are numbered 0..S-1 within a batch; S = max + 1. */
-export function numSegments(b: Batch): number {
+export function numSegments(b: ModelBatch): number {
   let m = -1;
   for (const s of b.segments) if (s > m) m = s;
   return m + 1;
