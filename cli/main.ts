@@ -10,6 +10,8 @@ export interface Command {
 
 const commands: Record<string, () => Promise<Command>> = {
   doctor: () => import('./doctor.js'),
+  tokenize: () => import('./tokenize.js'),
+  generate: () => import('./generate.js'),
 };
 
 function help(): string {

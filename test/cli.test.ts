@@ -1,0 +1,59 @@
+// The zpd-wgpu command as a user runs it (the built CLI, via cli/zpd-wgpu.mjs): doctor,
+// generate, and the errors a user sees. `npm test` builds dist/ before running vitest.
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { expect, it } from 'vitest';
+import { describeGpu } from './helpers/gpu.js';
+
+const root = join(import.meta.dirname, '..');
+const LLAMA = join(root, 'test', 'fixtures', 'models', 'llama');
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [join(root, 'cli', 'zpd-wgpu.mjs'), ...args], { cwd: root, timeout: 120_000 });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const x = e as { code: number; stdout: string; stderr: string };
+    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
+  }
+}
+
+it('--help lists the commands; an unknown command exits 2 and says so', async () => {
+  const h = await cli('--help');
+  expect(h.code).toBe(0);
+  expect(h.stdout).toMatch(/doctor/);
+  expect(h.stdout).toMatch(/generate/);
+  const u = await cli('frobnicate');
+  expect(u.code).toBe(2);
+  expect(u.stderr).toMatch(/unknown command 'frobnicate'/);
+});
+
+it('generate without --model says what is missing, exit 1', async () => {
+  const r = await cli('generate', '--prompt', 'hi');
+  expect(r.code).toBe(1);
+  expect(r.stderr).toMatch(/needs --model/);
+});
+
+describeGpu('cli on the GPU', () => {
+  it('doctor --json: one object naming the adapter, with a positive matmul GFLOP/s and a passing self-test', async () => {
+    const r = await cli('doctor', '--json');
+    expect(r.code).toBe(0);
+    const o = JSON.parse(r.stdout);
+    expect(typeof o.adapter.description).toBe('string');
+    expect(o.adapter.description.length).toBeGreaterThan(0);
+    expect(o.matmulGflops).toBeGreaterThan(0);
+    expect(o.selfTest.ok).toBe(true);
+    expect(o.limits.maxStorageBufferBindingSize).toBeGreaterThan(0);
+    expect(Array.isArray(o.features)).toBe(true);
+  });
+
+  it('generate --json on a tiny checkpoint: greedy ids are reproducible and decode to the text', async () => {
+    const args = ['generate', '--model', LLAMA, '--prompt', 'the cat', '--max-new-tokens', '6', '--json'];
+    const a = JSON.parse((await cli(...args)).stdout), b = JSON.parse((await cli(...args)).stdout);
+    expect(a.ids.length).toBeGreaterThan(0);
+    expect(a.ids.length).toBeLessThanOrEqual(6);
+    expect(b.ids).toEqual(a.ids);
+    expect(typeof a.text).toBe('string');
+  });
+});
