@@ -11,6 +11,7 @@
 // `base_model.model.` prefix. The math: y = W x + scaling · B (A x), scaling = alpha / r, or
 // alpha / sqrt(r) with rsLoRA. PEFT's default init: A ~ kaiming_uniform_(a = sqrt(5)), i.e.
 // U(-1/sqrt(in), 1/sqrt(in)) since fan_in = in; B = 0.
+import { makeRng } from '../model/sample.js';
 import { FormatError, UsageError } from '../errors.js';
 import { LORA_MODULES, loraScale, type LoraModule, type LoraOptions } from '../model/lora.js';
 import type { ModelConfig } from '../model/config.js';
@@ -67,17 +68,6 @@ export function loraFeatures(cfg: ModelConfig, module: LoraModule): { inFeatures
 
 // ------------------------------------------------------------------ initialisation
 
-/** mulberry32: small, fast, and the same sequence in every JS engine. */
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * PEFT's default LoRA init, seeded: A [r, in] ~ U(-1/sqrt(in), 1/sqrt(in)) (what
@@ -87,7 +77,7 @@ function mulberry32(seed: number): () => number {
 export function initLora(shapeA: [number, number], shapeB: [number, number], seed: number): { a: Float32Array; b: Float32Array } {
   const [r, inF] = shapeA;
   if (shapeB[1] !== r) throw new UsageError(`initLora: lora_A is [${shapeA}] but lora_B is [${shapeB}]; B must be [out, ${r}]`);
-  const rand = mulberry32(seed);
+  const rand = makeRng(seed);
   const bound = 1 / Math.sqrt(inF);
   const a = new Float32Array(r * inF);
   for (let i = 0; i < a.length; i++) a[i] = (2 * rand() - 1) * bound;

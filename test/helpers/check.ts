@@ -1,6 +1,7 @@
 // Shared test helpers: comparison against a float64 reference with `atol + |ref|·rtol`,
 // seeded random inputs, finite differences, and the GPU that every GPU test uses.
 import { expect } from 'vitest';
+import { makeRng } from '../../src/model/sample.js';
 
 export interface Tol {
   atol: number;
@@ -32,17 +33,8 @@ export function expectClose(name: string, got: ArrayLike<number>, ref: ArrayLike
   }
 }
 
-/** Deterministic pseudo-random numbers (mulberry32) so failures reproduce. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic pseudo-random numbers (mulberry32, the generator sampling uses) so failures reproduce. */
+export const rng = makeRng;
 
 /** n uniform values in [lo, hi). */
 export function randn(n: number, seed: number, lo = -1, hi = 1): Float32Array {
