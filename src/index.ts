@@ -22,7 +22,7 @@ export { modelForwardRef, modelLossGradRef, tokenStatsRef, maskedLossRef, loadWe
 export { Tokenizer, cleanUpSpaces, type EncodeOptions, type DecodeOptions, type ChatMessage, type ChatTemplateOptions } from './tokenizer/tokenizer.js';
 export { compactFromJSON, type CompactTokenizer } from './tokenizer/compact.js';
 export { loadTokenizer, readJsonFile, type LoadTokenizerOptions, type LoadInfo } from './tokenizer/files.js';
-export { Batcher, bucketByLength, type Batch, type BatchSample, type BatcherOptions, type PackResult } from './tokenizer/batcher.js';
+export { Batcher, bucketByLength, samplesFromRecords, type Batch, type BatchSample, type BatcherOptions, type PackResult } from './tokenizer/batcher.js';
 export { readDataset, parseJsonl, rowsToRecords, recordToText, detectFormat, type DataFormat, type DataRecord, type ChatRenderer, type ReadDataOptions, type ReadDataResult } from './data/read.js';
 export { LlamaModel, generate, numSegments, DEFAULT_TRAIN, type ModelBatch, type StepResult, type SampleStats, type TrainOptions, type GenerateOptions, type KvCache, type Param, type Weight, type Linear, type Layer } from './model/llama.js';
 export { loadModel, modelFromStore, attachLora, currentAdapter, saveModelAdapter, loadModelAdapter, type LoadOptions } from './model/load.js';

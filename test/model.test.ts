@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { peftKey } from '../src/io/peft.js';
-import type { Batch, LlamaModel } from '../src/model/llama.js';
+import type { ModelBatch as Batch, LlamaModel } from '../src/model/llama.js';
 import { loadModel, loadModelAdapter } from '../src/model/load.js';
 import { LORA_MODULES } from '../src/model/lora.js';
 import { expectClose } from './helpers/check.js';

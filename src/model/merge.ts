@@ -2,8 +2,6 @@
 // W' = W + s · B·A for every adapted linear layer, every other tensor copied as it is.
 // Runs on the CPU, one tensor at a time; the result is written atomically as model.safetensors
 // in the base's dtype (f16/bf16 weights are merged in f32 and rounded back).
-import { copyFile, mkdir, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 import type { Adapter } from '../io/peft.js';
 import { openCheckpoint, writeSafetensors, type Dtype, type TensorStore, type TensorToWrite } from '../io/safetensors.js';
@@ -36,6 +34,8 @@ async function readAsStored(store: TensorStore, name: string, dtype: Dtype): Pro
 /** Merge `adapter` into the model in `baseDir`, writing a complete model folder to `outDir`. */
 export async function mergeAndSave(baseDir: string, adapter: Adapter, outDir: string): Promise<void> {
   if (baseDir === outDir) throw new UsageError('merge: the output folder must differ from the base model folder');
+  const { copyFile, mkdir, readdir } = await import('node:fs/promises');
+  const { join } = await import('node:path');
   await loadConfig(baseDir); // refuse a folder that is not a supported model before writing anything
   const store = await openCheckpoint(baseDir);
   const s = loraScale(adapter.config);
