@@ -12,7 +12,7 @@ import { openCheckpoint, SafetensorsFile } from '../src/io/safetensors.js';
 import { loadAdapter } from '../src/io/peft.js';
 import { loadConfig } from '../src/model/config.js';
 import { generate, type ModelBatch as Batch, type LlamaModel, type TrainOptions } from '../src/model/llama.js';
-import { attachLora, currentAdapter, loadModel, loadModelAdapter, saveModelAdapter } from '../src/model/load.js';
+import { attachLora, currentAdapter, loadModel, loadModelAdapter, modelFromStore, saveModelAdapter } from '../src/model/load.js';
 import { mergeAndSave } from '../src/model/merge.js';
 import { argmax } from '../src/model/sample.js';
 import { loadWeightsF64, maskedLossRef, modelForwardRef } from '../src/reference/model.js';
@@ -185,6 +185,23 @@ describeGpu('model training and inference paths', (gpu) => {
     await mergeAndSave(DIR, await loadAdapter(out), merged);
     const plain = await loadModel(gpu, merged, { weights: 'f32' });
     expectClose('merged vs LoRA logits', await plain.logits(batch), await model.logits(batch), { atol: 1e-4, rtol: 1e-4 });
+  });
+
+  it('a bf16 checkpoint kept as f16 on the GPU (shader-f16) matches the float64 reference on the same weights', async () => {
+    if (!gpu.hasF16) throw new Error('this adapter lacks shader-f16; the f16 storage path cannot be tested here');
+    const batch = await fixtureBatch();
+    const cfg = await loadConfig(DIR);
+    const store = await SafetensorsFile.openPath(join(DIR, 'model-bf16.safetensors'));
+    const half = await modelFromStore(gpu, cfg, store, { weights: 'auto' });
+    const weights = await loadWeightsF64(store, store.names());
+    await store.close();
+    expect(half.layers[0].lin.q_proj.W.f16).toBe(true); // 'auto' keeps a half-precision checkpoint in f16
+    // bf16 → f16 is exact for these magnitudes, so the GPU sees the reference's weights exactly
+    const want = modelForwardRef({ cfg, weights, ids: batch.ids, B: batch.B, T: batch.T, attentionMask: batch.mask });
+    const got = await half.logits(batch);
+    const V = cfg.vocabSize;
+    const pick = (x: ArrayLike<number>) => Array.from(x).filter((_, i) => batch.mask[Math.floor(i / V)] === 1);
+    expectClose('f16-stored bf16 model vs float64 reference', pick(got), pick(want), { atol: 1e-4, rtol: 1e-4 });
   });
 
   it('a tensor larger than one storage binding is refused with its name and the limit', async () => {
