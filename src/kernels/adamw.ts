@@ -1,0 +1,45 @@
+// Wrapper for shaders/adamw.wgsl: one torch.optim.AdamW step on f32 tensors.
+//   param, grad, m (exp_avg), v (exp_avg_sq): (n) f32; clip: (2) f32 [norm, scale] from gradNorm.
+import shader from '../../shaders/adamw.wgsl';
+import { UsageError } from '../errors.js';
+import type { Gpu } from '../gpu/gpu.js';
+import { grid1d } from './elementwise.js';
+
+const WG = 256;
+
+export interface AdamwArgs {
+  param: GPUBuffer;
+  grad: GPUBuffer;
+  m: GPUBuffer;
+  v: GPUBuffer;
+  n: number;
+  lr: number;
+  beta1?: number; // default 0.9
+  beta2?: number; // default 0.999
+  eps?: number; // default 1e-8
+  weightDecay?: number; // default 0.01, as torch.optim.AdamW
+  /** 1-based step count t after this update (torch's state['step']). */
+  step: number;
+  /** [norm, scale] from gradNorm: the gradient is multiplied by scale (clip[1]). */
+  clip?: GPUBuffer;
+}
+
+const dummies = new WeakMap<Gpu, GPUBuffer>();
+
+/** Encode one AdamW update of `param` (and its moments m, v) into `encoder`. */
+export function adamw(gpu: Gpu, encoder: GPUCommandEncoder, a: AdamwArgs): void {
+  const { lr, step } = a;
+  const beta1 = a.beta1 ?? 0.9, beta2 = a.beta2 ?? 0.999, eps = a.eps ?? 1e-8, wd = a.weightDecay ?? 0.01;
+  if (!(Number.isInteger(step) && step >= 1)) throw new UsageError(`adamw: step must be an integer ≥ 1 (the count after this update), got ${step}`);
+  const grid = grid1d(gpu, a.n, WG);
+  const params = new ArrayBuffer(48);
+  new Uint32Array(params, 0, 2).set([a.n, grid[0] * WG]);
+  new Float32Array(params, 16, 6).set([beta1, beta2, eps, 1 - lr * wd, lr / (1 - beta1 ** step), Math.sqrt(1 - beta2 ** step)]);
+  let clip = a.clip;
+  if (!clip) {
+    clip = dummies.get(gpu);
+    if (!clip) dummies.set(gpu, (clip = gpu.buffer(16, 'adamw.dummy')));
+  }
+  const pipeline = gpu.pipeline(shader, 'adamw', { WG, HAS_CLIP: a.clip ? 1 : 0 });
+  gpu.dispatch(encoder, pipeline, [gpu.uniform(params), a.param, a.grad, a.m, a.v, clip], grid);
+}
