@@ -67,9 +67,8 @@ export interface LmHeadBackwardArgs {
   accumulateDweight?: boolean;
 }
 
-// matmul() hands `bm` and `out` straight to gpu.dispatch, which takes a GPUBufferBinding: this is
-// how one chunk of `weight` / `dweight` is bound without a copy.
-const slice = (buffer: GPUBuffer, offset: number, size: number) => ({ buffer, offset, size }) as unknown as GPUBuffer;
+/** One chunk of `weight` / `dweight`, bound without a copy. */
+const slice = (buffer: GPUBuffer, offset: number, size: number): GPUBufferBinding => ({ buffer, offset, size });
 
 /** Checked chunk size, and the bytes per weight element. */
 function chunkOf(gpu: Gpu, a: LmHeadForwardArgs | LmHeadBackwardArgs): [number, number] {

@@ -3,7 +3,7 @@
 // adapter has shader-f16: the frozen base weight of a linear layer. Accumulation is f32.
 import shader from '../../shaders/matmul.wgsl';
 import { UsageError } from '../errors.js';
-import type { Gpu } from '../gpu/gpu.js';
+import type { Binding, Gpu } from '../gpu/gpu.js';
 import { withElementType } from './template.js';
 
 export interface MatmulTiles {
@@ -27,11 +27,12 @@ export const TILE_CANDIDATES: MatmulTiles[] = [
   { WG_X: 16, WG_Y: 4, TM: 4, TN: 8 },
 ];
 
+/** Operands are whole buffers or a slice of one ({buffer, offset, size}: e.g. one vocabulary chunk). */
 export interface MatmulArgs {
-  a: GPUBuffer;
-  bm: GPUBuffer;
-  out: GPUBuffer;
-  bias?: GPUBuffer;
+  a: Binding;
+  bm: Binding;
+  out: Binding;
+  bias?: Binding;
   M: number;
   N: number;
   K: number;
