@@ -12,6 +12,7 @@ export const STORAGE = 0x0080 | 0x0004 | 0x0008; // STORAGE | COPY_SRC | COPY_DS
 const UNIFORM = 0x0040 | 0x0008; // UNIFORM | COPY_DST
 const MAP_READ = 0x0001 | 0x0008; // MAP_READ | COPY_DST
 const QUERY_RESOLVE = 0x0200;
+const UNIFORM_CACHE = 4096; // distinct parameter blocks kept
 
 export interface AdapterSummary {
   vendor: string;
@@ -29,6 +30,7 @@ export class Gpu {
   readonly limits: GPUSupportedLimits;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly modules = new Map<string, GPUShaderModule>();
+  private readonly uniforms = new Map<string, GPUBuffer>();
   private failure: Error | undefined;
   private listeners: Array<(e: Error) => void> = [];
 
@@ -122,13 +124,23 @@ export class Gpu {
       throw new LimitError(what, bytes, 'maxStorageBufferBindingSize', this.limits.maxStorageBufferBindingSize);
   }
 
-  /** A small uniform buffer holding `data` (kernel parameters: sizes, scales). */
+  /**
+   * A small uniform buffer holding `data` (kernel parameters: sizes, scales). Uniform buffers are
+   * never written after creation, so equal contents share one buffer: a training step's
+   * dispatches mostly repeat the last step's parameters and allocate nothing.
+   */
   uniform(data: TypedArray | ArrayBuffer): GPUBuffer {
     const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const key = String.fromCharCode(...bytes);
+    let buf = this.uniforms.get(key);
+    if (buf) return buf;
     const size = Math.max(16, Math.ceil(bytes.byteLength / 16) * 16);
-    const buf = this.device.createBuffer({ size, usage: UNIFORM, mappedAtCreation: true });
+    buf = this.device.createBuffer({ size, usage: UNIFORM, mappedAtCreation: true });
     new Uint8Array(buf.getMappedRange()).set(bytes);
     buf.unmap();
+    // Bounded: the oldest entry is forgotten (not destroyed: an unsubmitted encoder may hold it).
+    if (this.uniforms.size >= UNIFORM_CACHE) this.uniforms.delete(this.uniforms.keys().next().value as string);
+    this.uniforms.set(key, buf);
     return buf;
   }
 
