@@ -1,0 +1,184 @@
+// Fused attention (shaders/attention.wgsl) against the unfused path it replaces, in the same run
+// on the same adapter: S = scale·Q·Kᵀ with the matmul kernel into a T×T buffer per head, a
+// causal softmax shader, O = P·V; backward dP = dO·Vᵀ, dV = Pᵀ·dO, dS = P⊙(dP − rowsum(P⊙dP)),
+// dQ = scale·dS·K, dK = scale·dSᵀ·Q. The unfused path gets its inputs already in the
+// head-major layout it needs, (B, Hkv, G, T, D) — no permutes are timed, which flatters it.
+// GQA needs no copies there: one matmul batch per kv head, with its G query heads stacked as
+// G·T rows. GFLOP/s count the causal work only (half of each T×T product) for both paths,
+// so the unfused path, which computes full squares, is charged for what it wastes.
+// The unfused path is validated against the fused one at the first size before timing.
+import { getGpu } from '../src/gpu/device.js';
+import type { Gpu } from '../src/gpu/gpu.js';
+import { attentionBackward, attentionForward, type AttentionTiles } from '../src/kernels/attention.js';
+import { matmul } from '../src/kernels/matmul.js';
+import type { BenchOpts, BenchRow } from './main.js';
+
+export const title = 'attention: fused (tiled, online softmax) vs unfused (matmul → T×T → softmax → matmul)';
+
+// Row softmax with the causal mask, and its backward, over S (batch, G·T, T): one workgroup per
+// row, fixed-order tree reductions. Row r holds query i = r mod T.
+const SOFTMAX = /* wgsl */ `
+override WG: u32 = 64u;
+struct Params { rows: u32, T: u32, _a: u32, _b: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> s: array<f32>;   // S in, P out
+@group(0) @binding(1) var<storage, read> pr: array<f32>;        // backward: P
+@group(0) @binding(2) var<storage, read_write> dp: array<f32>;  // backward: dP in, dS out
+var<workgroup> red: array<f32, WG>;
+fn reduce(lid: u32, v: f32, is_max: bool) -> f32 {
+  workgroupBarrier();
+  red[lid] = v;
+  workgroupBarrier();
+  for (var k = WG / 2u; k > 0u; k >>= 1u) {
+    if (lid < k) { red[lid] = select(red[lid] + red[lid + k], max(red[lid], red[lid + k]), is_max); }
+    workgroupBarrier();
+  }
+  return red[0];
+}
+@compute @workgroup_size(WG)
+fn softmax_causal(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let r = wid.x + wid.y * nwg.x;
+  if (r >= p.rows) { return; }
+  let i = r % p.T;
+  let o = r * p.T;
+  var m = -3.0e38;
+  for (var j = l.x; j <= i; j += WG) { m = max(m, s[o + j]); }
+  m = reduce(l.x, m, true);
+  var z = 0.0;
+  for (var j = l.x; j <= i; j += WG) { z += exp(s[o + j] - m); }
+  z = reduce(l.x, z, false);
+  for (var j = l.x; j < p.T; j += WG) { s[o + j] = select(0.0, exp(s[o + j] - m) / z, j <= i); }
+}
+@compute @workgroup_size(WG)
+fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let r = wid.x + wid.y * nwg.x;
+  if (r >= p.rows) { return; }
+  let o = r * p.T;
+  var d = 0.0;
+  for (var j = l.x; j < p.T; j += WG) { d += pr[o + j] * dp[o + j]; }
+  d = reduce(l.x, d, false);
+  for (var j = l.x; j < p.T; j += WG) { dp[o + j] = pr[o + j] * (dp[o + j] - d); }
+}`;
+
+interface Size { B: number; T: number; Hq: number; Hkv: number; D: number }
+
+function rowGrid(gpu: Gpu, rows: number): [number, number] {
+  const maxX = gpu.limits.maxComputeWorkgroupsPerDimension;
+  return rows <= maxX ? [rows, 1] : [maxX, Math.ceil(rows / maxX)];
+}
+
+function rand(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    a[i] = s / 2 ** 31 - 1;
+  }
+  return a;
+}
+
+// (B, T, H, D) ↔ (B, Hkv, G, T, D) with H = Hkv·G: head h = hk·G + g.
+function toHeadMajor(x: Float32Array, B: number, T: number, H: number, D: number): Float32Array {
+  const y = new Float32Array(x.length);
+  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) for (let h = 0; h < H; h++)
+    y.set(x.subarray(((b * T + t) * H + h) * D, ((b * T + t) * H + h + 1) * D), ((b * H + h) * T + t) * D);
+  return y;
+}
+
+function maxDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return Number.isNaN(m) ? Infinity : m;
+}
+
+async function best(gpu: Gpu, reps: number, fn: (e: GPUCommandEncoder) => void): Promise<number> {
+  await gpu.time(fn); // compile, warm up
+  let ms = Infinity;
+  for (let r = 0; r < reps; r++) ms = Math.min(ms, (await gpu.time(fn)).ms);
+  return ms;
+}
+
+export async function run(o: BenchOpts): Promise<BenchRow[]> {
+  const gpu = await getGpu();
+  const sizes: Size[] = o.quick
+    ? [{ B: 1, T: 128, Hq: 8, Hkv: 2, D: 64 }, { B: 1, T: 256, Hq: 8, Hkv: 2, D: 64 }]
+    : [
+        { B: 1, T: 128, Hq: 8, Hkv: 2, D: 64 },
+        { B: 1, T: 512, Hq: 8, Hkv: 2, D: 64 },
+        { B: 1, T: 1024, Hq: 8, Hkv: 2, D: 64 },
+        { B: 1, T: 512, Hq: 16, Hkv: 4, D: 128 },
+      ];
+  const reps = o.quick ? 2 : 3;
+  const rows: BenchRow[] = [];
+  for (const [n, z] of sizes.entries()) {
+    const { B, T, Hq, Hkv, D } = z;
+    const G = Hq / Hkv, scale = 1 / Math.sqrt(D);
+    const hq = rand(B * T * Hq * D, 1), hk = rand(B * T * Hkv * D, 2), hv = rand(B * T * Hkv * D, 3), hdo = rand(B * T * Hq * D, 4);
+    // fused: token-major layouts, one segment per row
+    const q = gpu.buffer(hq), k = gpu.buffer(hk), v = gpu.buffer(hv), dout = gpu.buffer(hdo);
+    const seg = gpu.buffer(new Int32Array(B * T));
+    const out = gpu.buffer(hq.byteLength), lse = gpu.buffer(B * Hq * T * 4);
+    const dq = gpu.buffer(hq.byteLength), dk = gpu.buffer(hk.byteLength), dv = gpu.buffer(hk.byteLength);
+    const fwd = (e: GPUCommandEncoder, tiles?: AttentionTiles) =>
+      attentionForward(gpu, e, { q, k, v, out, lse, seg, B, Tq: T, Tk: T, Hq, Hkv, D, tiles });
+    const bwd = (e: GPUCommandEncoder, tiles?: AttentionTiles) =>
+      attentionBackward(gpu, e, { q, k, v, out, lse, dout, seg, dq, dk, dv, B, T, Hq, Hkv, D, tiles });
+    // unfused: head-major layouts, batch = B·Hkv, M = G·T
+    const batch = B * Hkv, M = G * T;
+    const uq = gpu.buffer(toHeadMajor(hq, B, T, Hq, D)), uk = gpu.buffer(toHeadMajor(hk, B, T, Hkv, D));
+    const uv = gpu.buffer(toHeadMajor(hv, B, T, Hkv, D)), udo = gpu.buffer(toHeadMajor(hdo, B, T, Hq, D));
+    const sBytes = batch * M * T * 4;
+    const S = gpu.buffer(sBytes, 'bench.S'), dP = gpu.buffer(sBytes, 'bench.dP');
+    const uo = gpu.buffer(hq.byteLength), udq = gpu.buffer(hq.byteLength), udk = gpu.buffer(hk.byteLength), udv = gpu.buffer(hk.byteLength);
+    const u = gpu.uniform(new Uint32Array([batch * M, T, 0, 0]));
+    const sm = gpu.pipeline(SOFTMAX, 'softmax_causal', { WG: 64 }), smb = gpu.pipeline(SOFTMAX, 'softmax_backward', { WG: 64 });
+    const ufwd = (e: GPUCommandEncoder) => {
+      matmul(gpu, e, { a: uq, bm: uk, out: S, M, N: T, K: D, batch, transB: true, alpha: scale });
+      gpu.dispatch(e, sm, [u, S], rowGrid(gpu, batch * M));
+      matmul(gpu, e, { a: S, bm: uv, out: uo, M, N: D, K: T, batch });
+    };
+    const ubwd = (e: GPUCommandEncoder) => {
+      matmul(gpu, e, { a: udo, bm: uv, out: dP, M, N: T, K: D, batch, transB: true });
+      matmul(gpu, e, { a: S, bm: udo, out: udv, M: T, N: D, K: M, batch, transA: true });
+      gpu.dispatch(e, smb, [u, S, dP], rowGrid(gpu, batch * M));
+      matmul(gpu, e, { a: dP, bm: uk, out: udq, M, N: D, K: T, batch, alpha: scale });
+      matmul(gpu, e, { a: dP, bm: uq, out: udk, M: T, N: D, K: M, batch, transA: true, alpha: scale });
+    };
+
+    if (n === 0) {
+      // Validate: both paths agree (forward, then backward from the same forward).
+      gpu.submit((e) => { fwd(e); bwd(e); ufwd(e); ubwd(e); });
+      const pairs: [string, GPUBuffer, GPUBuffer, number][] = [['out', out, uo, Hq], ['dq', dq, udq, Hq], ['dk', dk, udk, Hkv], ['dv', dv, udv, Hkv]];
+      for (const [name, f, uf, H] of pairs) {
+        const diff = maxDiff(toHeadMajor(await gpu.readF32(f), B, T, H, D), await gpu.readF32(uf));
+        if (!(diff < 1e-3)) throw new Error(`bench attention: fused and unfused ${name} differ by ${diff}`);
+      }
+    }
+
+    const fwdFlop = (4 * B * Hq * T * T * D) / 2; // causal half of q·kᵀ and p·v
+    const bwdFlop = 2.5 * fwdFlop; // s (recomputed), dp, dv, dq, dk
+    const size = `B${B} T${T} Hq${Hq}/${Hkv} D${D}`;
+    const add = (path: string, pass: string, ms: number, flop: number, extraMiB: number) =>
+      rows.push({ size, path, pass, ms, 'GFLOP/s': flop / ms / 1e6, 'extra MiB': extraMiB });
+    const tf = await best(gpu, reps, (e) => fwd(e));
+    const tb = await best(gpu, reps, (e) => bwd(e));
+    const tuf = await best(gpu, reps, ufwd);
+    const tub = await best(gpu, reps, ubwd);
+    add('fused', 'forward', tf, fwdFlop, 0);
+    add('unfused', 'forward', tuf, fwdFlop, sBytes / 2 ** 20);
+    add('fused', 'backward', tb, bwdFlop, (B * Hq * T * 4) / 2 ** 20);
+    add('unfused', 'backward', tub, bwdFlop, (2 * sBytes) / 2 ** 20);
+
+    // Tile sweep of the fused kernels at the second size (the default tiles come from this).
+    if (n === 1 && !o.quick) {
+      for (const tiles of [{ ROWS: 16, TILE: 16 }, { ROWS: 16, TILE: 32 }, { ROWS: 32, TILE: 16 }, { ROWS: 64, TILE: 32 }, { ROWS: 64, TILE: 64 }]) {
+        const name = `fused R${tiles.ROWS} T${tiles.TILE}`;
+        add(name, 'forward', await best(gpu, reps, (e) => fwd(e, tiles)), fwdFlop, 0);
+        add(name, 'backward', await best(gpu, reps, (e) => bwd(e, tiles)), bwdFlop, (B * Hq * T * 4) / 2 ** 20);
+      }
+    }
+    for (const b of [q, k, v, dout, seg, out, lse, dq, dk, dv, uq, uk, uv, udo, S, dP, uo, udq, udk, udv]) b.destroy();
+  }
+  rows.forEach((r) => (r.adapter = `${gpu.info.vendor} ${gpu.info.device || gpu.info.description}`.trim()));
+  return rows;
+}
