@@ -9,7 +9,7 @@ export { add, axpy, scale, sumRows, type SumRowsArgs } from './kernels/elementwi
 export { embeddingForward, embeddingBackward, type EmbeddingForwardArgs, type EmbeddingBackwardArgs } from './kernels/embedding.js';
 export { rmsnormForward, rmsnormBackward, type RmsnormForwardArgs, type RmsnormBackwardArgs } from './kernels/rmsnorm.js';
 export { swigluForward, swigluBackward } from './kernels/swiglu.js';
-export { ropeForward, ropeInvFreq as hfRopeInvFreq, type RopeArgs, type RopeConfig, type RopeScaling } from './kernels/rope.js';
+export { ropeForward, type RopeArgs } from './kernels/rope.js';
 export { attentionForward, attentionBackward, DEFAULT_ATTENTION_TILES, type AttentionForwardArgs, type AttentionBackwardArgs, type AttentionTiles } from './kernels/attention.js';
 export { loraForward, loraBackward, loraDropout, type LoraForwardArgs, type LoraBackwardArgs } from './kernels/lora.js';
 export { f32ToF16, f16ToF32, f32ToF16Bits, f16BitsToF32, bf16BitsToF32, bf16BitsToF16Bits } from './io/dtype.js';

@@ -1,11 +1,21 @@
 import { expect, it } from 'vitest';
-import { UsageError } from '../src/errors.js';
-import { ropeForward, ropeInvFreq } from '../src/kernels/rope.js';
+import { FormatError } from '../src/errors.js';
+import { ropeForward } from '../src/kernels/rope.js';
+import { configFromJson, ropeInvFreq as invFreq64 } from '../src/model/config.js';
 import { ropeRef } from '../src/reference/rope.js';
 import { checkOp, expectClose, randn } from './helpers/check.js';
 import { describeGpu } from './helpers/gpu.js';
 
 const TOL = { atol: 2e-5, rtol: 1e-5 };
+
+/** inv_freq as the model computes it: from a config.json, through the config parser. */
+function ropeInvFreq(o: { headDim: number; ropeTheta: number; ropeScaling?: Record<string, unknown> | null }): Float32Array {
+  const cfg = configFromJson({
+    model_type: 'llama', hidden_size: 4 * o.headDim, intermediate_size: 8, num_hidden_layers: 1,
+    num_attention_heads: 4, vocab_size: 8, head_dim: o.headDim, rope_theta: o.ropeTheta, rope_scaling: o.ropeScaling ?? null,
+  });
+  return Float32Array.from(invFreq64(cfg));
+}
 
 // Meta's published Llama 3.1 `apply_scaling` (llama/model.py), written out independently of
 // src/kernels/rope.ts (which follows transformers' vectorised form), in float64.
@@ -95,6 +105,6 @@ it('ropeInvFreq: llama3 scaling matches the published formula (Llama 3.2 1B and 
   // Legacy key `type` is read too.
   const legacy = ropeInvFreq({ headDim: 64, ropeTheta: 500000, ropeScaling: { type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 } });
   expectClose('legacy type', legacy, metaApplyScaling(baseFreqs(64, 500000), 32, 1, 4, 8192), { atol: 0, rtol: 1e-7 });
-  expect(() => ropeInvFreq({ headDim: 64, ropeTheta: 1e4, ropeScaling: { rope_type: 'yarn', factor: 4 } })).toThrow(UsageError);
-  expect(() => ropeInvFreq({ headDim: 63, ropeTheta: 1e4 })).toThrow(UsageError);
+  expect(() => ropeInvFreq({ headDim: 64, ropeTheta: 1e4, ropeScaling: { rope_type: 'yarn', factor: 4 } })).toThrow(FormatError);
+  expect(() => ropeInvFreq({ headDim: 63, ropeTheta: 1e4 })).toThrow(FormatError);
 });
