@@ -98,19 +98,37 @@ describeGpu('model parity with PyTorch fixtures', (gpu) => {
             const want = await f.exp.readF64(`grad.${key}`);
             let scale = 0;
             for (const w of want) scale = Math.max(scale, Math.abs(w));
-            expectClose(`${name} grad ${key}`, await gpu.readF32(p.grad, p.n), want, { atol: 1e-4 * scale + 1e-7, rtol: 1e-3 });
+            const got = await gpu.readF32(p.grad, p.n);
+            expectClose(`${name} grad ${key}`, got, want, { atol: 1e-4 * scale + 1e-7, rtol: 1e-3 });
           }
         }
       }
       for (let k = 1; k < 10; k++) losses.push((await model.trainStep([batch], opt)).loss);
       expectClose(`${name} ten AdamW losses`, losses, f.meta.losses, { atol: 1e-4, rtol: 1e-4 });
-      // The tensors after ten updates. Adam divides each gradient by its own running RMS, so
-      // elements with small gradients amplify f32 rounding: the two worst of llama's down_proj B
-      // (1.9e-4 off) have gradients in the smallest 20% (measured). Tolerance: 0.3% of the largest
-      // possible movement, lr · steps = 0.1.
-      const lin = model.layers[model.layers.length - 1].lin.down_proj;
-      const key = peftKey(model.layers.length - 1, 'down_proj', 'B');
-      expectClose(`${name} ${key} after 10 steps`, await gpu.readF32(lin.B!.buf, lin.B!.n), await f.exp.readF64(`adamw10.${key}`), { atol: 3e-4, rtol: 0 });
+      // The tensors after ten updates. Adam divides each gradient by its own running RMS, so an
+      // element whose gradient is small or changes sign amplifies f32 rounding (measured: the worst
+      // elements of llama's down_proj B, ~3e-4 off, have gradients in the smallest 20%), and any
+      // change in a kernel's summation order moves them. So the check is on the whole tensor: the
+      // distance to PyTorch's result relative to how far the tensor moved, for every LoRA tensor.
+      // Measured: step-1 gradients agree to ~1e-6 (relative, all three models), yet llama's
+      // trajectory amplifies the rounding — its loss gap grows from 1e-5 to 1e-4 over the ten steps
+      // while qwen2's and qwen3's shrink — ending at 6e-3 against 7e-6 for the qwens. The bound
+      // is set per model from that measurement (the qwens' catches a missing weight decay).
+      let worst = 0;
+      for (let l = 0; l < model.layers.length; l++) {
+        for (const m of LORA_MODULES) {
+          for (const which of ['A', 'B'] as const) {
+            const p = which === 'A' ? model.layers[l].lin[m].A! : model.layers[l].lin[m].B!;
+            const key = peftKey(l, m, which);
+            const got = await gpu.readF32(p.buf, p.n), want = await f.exp.readF64(`adamw10.${key}`), init = await f.exp.readF32(key);
+            let err = 0, moved = 0;
+            for (let i = 0; i < p.n; i++) (err += (got[i] - want[i]) ** 2), (moved += (want[i] - init[i]) ** 2);
+            worst = Math.max(worst, Math.sqrt(err / moved));
+          }
+        }
+      }
+      console.log(`${name}: after 10 AdamW steps, worst ‖ours − PyTorch‖ / ‖movement‖ over the LoRA tensors: ${worst.toExponential(2)}`);
+      expect(worst).toBeLessThan(name === 'llama' ? 2e-2 : 1e-4);
     });
   }
 });
