@@ -1,16 +1,16 @@
 // zpd-wgpu doctor: what this machine's WebGPU adapter is and can do, plus a matmul self-test.
 import { parseArgs } from 'node:util';
-import { createGpu } from '../src/gpu/device.js';
+import { tunedGpu } from './gpu.js';
 import { matmulSelfTest } from '../src/gpu/selftest.js';
 
 export const summary = 'show the WebGPU adapter, its features and limits, and a matmul self-test';
 export const usage = `Usage: zpd-wgpu doctor [--json]
 
 Prints the adapter (vendor, architecture, device, description), backend, features, the
-granted limits, and a short matmul self-test (checked against the CPU reference) with its
+granted limits, the matmul tile shape autotuned for this adapter, and a short matmul self-test (checked against the CPU reference) with its
 GFLOP/s. Exits non-zero, saying what to install, when there is no adapter.
 
-  --json   print one object: {adapter, features, limits, matmulGflops, selfTest}`;
+  --json   print one object: {adapter, features, limits, matmulGflops, matmulTiles, selfTest}`;
 
 const SHOWN_LIMITS = [
   'maxBufferSize', 'maxStorageBufferBindingSize', 'maxComputeWorkgroupStorageSize',
@@ -21,7 +21,7 @@ const SHOWN_LIMITS = [
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean' } } });
-  const gpu = await createGpu();
+  const { gpu, tiles, tilesFile } = await tunedGpu();
   const limits: Record<string, number> = {};
   for (const k of SHOWN_LIMITS) limits[k] = (gpu.limits as unknown as Record<string, number>)[k];
   const self = await matmulSelfTest(gpu);
@@ -30,6 +30,7 @@ export async function run(argv: string[]): Promise<number> {
     features: [...gpu.features].sort(),
     limits,
     matmulGflops: self.gflops,
+    matmulTiles: tiles,
     selfTest: { shape: self.shape, maxError: self.maxError, ok: self.ok, clock: self.clock },
   };
   gpu.destroy();
@@ -42,6 +43,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`features     ${report.features.join(', ') || '(none)'}`);
     console.log('limits');
     for (const [k, v] of Object.entries(limits)) console.log(`  ${k.padEnd(36)} ${v}`);
+    console.log(`matmul tiles ${tiles.WG_X}×${tiles.WG_Y} invocations of ${tiles.TM}×${tiles.TN} (autotuned; cached in ${tilesFile})`);
     console.log(
       `matmul       ${self.shape.join('×')} f32: ${self.gflops.toFixed(2)} GFLOP/s (${self.clock} clock), ` +
         `max |err| vs CPU reference ${self.maxError.toExponential(2)} — ${self.ok ? 'OK' : 'WRONG RESULTS'}`,

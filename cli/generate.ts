@@ -2,10 +2,10 @@
 // with a KV cache, greedy or sampled, streamed to stdout as it is produced.
 import { parseArgs } from 'node:util';
 import { UsageError } from '../src/errors.js';
-import { getGpu } from '../src/gpu/device.js';
 import { generate } from '../src/model/llama.js';
 import { loadModel, loadModelAdapter } from '../src/model/load.js';
 import { loadTokenizer } from '../src/tokenizer/files.js';
+import { tunedGpu } from './gpu.js';
 
 export const summary = 'generate text from a model folder (and a PEFT adapter)';
 export const usage = `Usage: zpd-wgpu generate --model DIR --prompt TEXT [options]
@@ -40,7 +40,7 @@ export async function run(argv: string[]): Promise<number> {
   const temperature = num('temperature', v.temperature!), topP = num('top-p', v['top-p']!), seed = num('seed', v.seed!, true);
 
   const tok = await loadTokenizer(v.model);
-  const gpu = await getGpu();
+  const { gpu } = await tunedGpu();
   const model = await loadModel(gpu, v.model);
   if (v.adapter) await loadModelAdapter(model, v.adapter);
   const text = v.chat ? tok.applyChatTemplate([{ role: 'user', content: v.prompt }], { addGenerationPrompt: true }) : v.prompt;

@@ -44,6 +44,7 @@ describeGpu('cli on the GPU', () => {
     expect(o.adapter.description.length).toBeGreaterThan(0);
     expect(o.matmulGflops).toBeGreaterThan(0);
     expect(o.selfTest.ok).toBe(true);
+    expect(o.matmulTiles.TM).toBeGreaterThan(0);
     expect(o.limits.maxStorageBufferBindingSize).toBeGreaterThan(0);
     expect(Array.isArray(o.features)).toBe(true);
   });

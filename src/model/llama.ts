@@ -105,6 +105,9 @@ export interface TrainOptions {
 
 export const DEFAULT_TRAIN: TrainOptions = { lr: 2e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.0, maxGradNorm: 1.0 };
 
+/** A batch on the GPU: (B·T) i32 each, and the per-token gradient weight gscale (B·T) f32. */
+type Inputs = Record<'ids' | 'targets' | 'segments' | 'positions' | 'gscale', GPUBuffer>;
+
 /** One layer's saved activations (see the header for the shapes). */
 interface Acts {
   x: GPUBuffer; xn1: GPUBuffer; rstd1: GPUBuffer;
@@ -124,7 +127,7 @@ export class LlamaModel {
   private invFreq: GPUBuffer;
   private step = 0;
   private actsCache = new Map<string, Acts[]>();
-  private inputs = new Map<string, Record<string, GPUBuffer>>();
+  private inputs = new Map<string, Inputs>();
 
   constructor(
     readonly gpu: Gpu,
@@ -208,6 +211,13 @@ export class LlamaModel {
     return a;
   }
 
+  /** Sliding-window attention is not implemented: refuse sequences where it would matter. */
+  private checkWindow(T: number): void {
+    const w = this.cfg.slidingWindow;
+    if (w !== null && T > w)
+      throw new UsageError(`a sequence of ${T} tokens exceeds this model's sliding_window of ${w}, which zpd-wgpu does not implement; use --seq-len ≤ ${w}`);
+  }
+
   /** Free the cached activation and input buffers (they are made again on the next step). */
   releaseActivations(): void {
     for (const list of this.actsCache.values()) {
@@ -223,6 +233,7 @@ export class LlamaModel {
   /** Upload a batch into the buffers kept for micro-batch slot `slot`. */
   private upload(batch: ModelBatch, slot: number) {
     const N = batch.B * batch.T;
+    this.checkWindow(batch.T);
     const key = `${slot}:${N}`;
     let b = this.inputs.get(key);
     if (!b) {
@@ -250,7 +261,7 @@ export class LlamaModel {
   }
 
   /** Layer l: a[l].x → a[l+1].x. `kv` given: generation with a KV cache. */
-  private layerForward(enc: GPUCommandEncoder, l: number, a: Acts, next: GPUBuffer, io: { positions: GPUBuffer; segments: GPUBuffer }, B: number, T: number, kv?: KvCache) {
+  private layerForward(enc: GPUCommandEncoder, l: number, a: Acts, next: GPUBuffer, io: Inputs, B: number, T: number, kv?: KvCache) {
     const g = this.gpu, c = this.cfg, L = this.layers[l];
     const N = B * T, C = c.hiddenSize, D = c.headDim, Hq = c.numHeads, Hkv = c.numKvHeads;
     const seed = (m: number) => this.dropoutSeed(l, m);
@@ -289,10 +300,10 @@ export class LlamaModel {
   }
 
   /** Embedding and all layers; returns the final-normed hidden state (N, C) buffer. */
-  private forward(enc: GPUCommandEncoder, acts: Acts[], io: Record<string, GPUBuffer>, B: number, T: number, kv?: KvCache): { hidden: GPUBuffer; rstd: GPUBuffer } {
+  private forward(enc: GPUCommandEncoder, acts: Acts[], io: Inputs, B: number, T: number, kv?: KvCache): { hidden: GPUBuffer; rstd: GPUBuffer } {
     const g = this.gpu, c = this.cfg, N = B * T;
     embeddingForward(g, enc, { ids: io.ids, weight: this.embed.buf, out: acts[0].x, N, C: c.hiddenSize, V: c.vocabSize });
-    for (let l = 0; l < this.layers.length; l++) this.layerForward(enc, l, acts[l], acts[l + 1].x, io as never, B, T, kv);
+    for (let l = 0; l < this.layers.length; l++) this.layerForward(enc, l, acts[l], acts[l + 1].x, io, B, T, kv);
     const last = acts[this.layers.length];
     const hidden = scratch(g, 'llama.hidden', N * c.hiddenSize * 4);
     const rstd = scratch(g, 'llama.rstdF', N * 4);
@@ -313,7 +324,7 @@ export class LlamaModel {
   }
 
   /** dres (N, C): in, the gradient w.r.t. layer l's output; out, w.r.t. its input. */
-  private layerBackward(enc: GPUCommandEncoder, l: number, a: Acts, dres: GPUBuffer, io: Record<string, GPUBuffer>, B: number, T: number) {
+  private layerBackward(enc: GPUCommandEncoder, l: number, a: Acts, dres: GPUBuffer, io: Inputs, B: number, T: number) {
     const g = this.gpu, c = this.cfg, L = this.layers[l];
     const N = B * T, C = c.hiddenSize, D = c.headDim, Hq = c.numHeads, Hkv = c.numKvHeads, I = c.intermediateSize;
     const seed = (m: number) => this.dropoutSeed(l, m);
@@ -401,7 +412,7 @@ export class LlamaModel {
         dweight: this.finalNorm.param?.grad, accumulateDweight: true,
       });
       for (let l = this.layers.length - 1; l >= 0; l--) {
-        if (this.recompute) this.layerForward(enc, l, acts[l], acts[l + 1].x, io as never, B, T);
+        if (this.recompute) this.layerForward(enc, l, acts[l], acts[l + 1].x, io, B, T);
         this.layerBackward(enc, l, acts[l], dres, io, B, T);
       }
       if (this.embed.param) embeddingBackward(g, enc, { ids: io.ids, dout: dres, dweight: this.embed.param.grad, N, C: c.hiddenSize, V: c.vocabSize, accumulate: true });
@@ -491,13 +502,14 @@ export class LlamaModel {
   async decode(kv: KvCache, ids: Int32Array): Promise<Float32Array> {
     const g = this.gpu, c = this.cfg, T = ids.length, C = c.hiddenSize;
     if (kv.len + T > kv.capacity) throw new UsageError(`generation: ${kv.len + T} tokens exceed the KV cache of ${kv.capacity}`);
+    this.checkWindow(kv.len + T);
     const positions = Int32Array.from({ length: T }, (_, i) => kv.len + i);
     const io = this.upload({ B: 1, T, ids, targets: new Int32Array(T).fill(-1), segments: new Int32Array(T), positions }, 0);
     const acts = this.acts(1, T, false);
     const enc = g.device.createCommandEncoder({ label: 'decode' });
     const N = T;
     embeddingForward(g, enc, { ids: io.ids, weight: this.embed.buf, out: acts[0].x, N, C, V: c.vocabSize });
-    for (let l = 0; l < this.layers.length; l++) this.layerForward(enc, l, acts[l], acts[l + 1].x, io as never, 1, T, kv);
+    for (let l = 0; l < this.layers.length; l++) this.layerForward(enc, l, acts[l], acts[l + 1].x, io, 1, T, kv);
     const lastRow = scratch(g, 'decode.last', C * 4), hidden = scratch(g, 'decode.hidden', C * 4), rstd = scratch(g, 'decode.rstd', 16);
     enc.copyBufferToBuffer(acts[this.layers.length].x, (T - 1) * C * 4, lastRow, 0, C * 4);
     rmsnormForward(g, enc, { inp: lastRow, weight: this.finalNorm.buf, out: hidden, rstd, N: 1, C, eps: c.rmsNormEps });

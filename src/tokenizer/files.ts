@@ -3,6 +3,7 @@
 // tokenizer_config.json paths, sizes and modification times, so a second load reads one small
 // binary file instead of parsing ~10 MB of JSON.
 //   default cache dir: $ZPD_WGPU_CACHE, else `${os.tmpdir()}/zpd-wgpu-cache`; `cacheDir: false` disables it
+import { defaultCacheDir } from '../io/cache.js';
 import { pack, unpack } from 'msgpackr';
 import { FormatError, UsageError } from '../errors.js';
 import { COMPACT_VERSION, compactFromJSON, type CompactTokenizer } from './compact.js';
@@ -72,9 +73,8 @@ export async function loadTokenizer(path: string, opts: LoadTokenizerOptions = {
 
   let cacheFile: string | null = null;
   if (opts.cacheDir !== false) {
-    const os = await import('node:os');
     const { createHash } = await import('node:crypto');
-    const dir = opts.cacheDir ?? process.env.ZPD_WGPU_CACHE ?? join(os.tmpdir(), 'zpd-wgpu-cache');
+    const dir = opts.cacheDir ?? (await defaultCacheDir());
     const key = createHash('sha256')
       .update(JSON.stringify([COMPACT_VERSION, file, fst.size, fst.mtimeMs, cst ? [cfgFile, cst.size, cst.mtimeMs] : null]))
       .digest('hex').slice(0, 32);
