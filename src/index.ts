@@ -12,7 +12,7 @@ export { swigluForward, swigluBackward } from './kernels/swiglu.js';
 export { ropeForward, type RopeArgs } from './kernels/rope.js';
 export { attentionForward, attentionBackward, DEFAULT_ATTENTION_TILES, type AttentionForwardArgs, type AttentionBackwardArgs, type AttentionTiles } from './kernels/attention.js';
 export { loraForward, loraBackward, loraDropout, type LoraForwardArgs, type LoraBackwardArgs } from './kernels/lora.js';
-export { f32ToF16, f16ToF32, f32ToF16Bits, f16BitsToF32, bf16BitsToF32, bf16BitsToF16Bits } from './io/dtype.js';
+export { f32ToF16, f16ToF32, f32ToF16Bits, f16BitsToF32, bf16BitsToF32, bf16BitsToF16Bits, f32ToBf16Bits } from './io/dtype.js';
 export { lmHeadForward, lmHeadBackward, DEFAULT_CHUNK as LMHEAD_DEFAULT_CHUNK, type LmHeadForwardArgs, type LmHeadBackwardArgs } from './kernels/lmhead.js';
 export { segmentMeans, type SegmentMeansArgs } from './kernels/segment.js';
 export { adamw, type AdamwArgs } from './kernels/adamw.js';

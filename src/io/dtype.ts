@@ -68,3 +68,16 @@ export function bf16BitsToF32(h: Uint16Array): Float32Array {
 export function bf16BitsToF16Bits(h: Uint16Array): Uint16Array {
   return f32ToF16Bits(bf16BitsToF32(h));
 }
+
+/** round to nearest even, f32 → bf16 bits (NaN kept quiet). */
+export function f32ToBf16Bits(x: ArrayLike<number>): Uint16Array {
+  const f = Float32Array.from(x);
+  const u = new Uint32Array(f.buffer);
+  const out = new Uint16Array(f.length);
+  for (let i = 0; i < f.length; i++) {
+    const b = u[i];
+    if ((b & 0x7f800000) === 0x7f800000 && b & 0x7fffff) out[i] = (b >>> 16) | 0x40;
+    else out[i] = (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+  }
+  return out;
+}

@@ -8,7 +8,7 @@
 // Sharded checkpoints: model.safetensors.index.json {"weight_map": {tensor: shard file}}.
 // Byte order: the data is little-endian, as is every host WebGPU runs on.
 import { FormatError, UsageError } from '../errors.js';
-import { bf16BitsToF16Bits, bf16BitsToF32, f16BitsToF32, f32ToF16Bits } from './dtype.js';
+import { bf16BitsToF16Bits, bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from './dtype.js';
 
 export type Dtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32';
 
@@ -432,19 +432,6 @@ export async function openCheckpoint(dir: string): Promise<TensorStore> {
 }
 
 // ------------------------------------------------------------------ writing
-
-/** round to nearest even, f32 → bf16 bits (NaN kept quiet). TODO(lead): move to src/io/dtype.ts. */
-function f32ToBf16Bits(x: ArrayLike<number>): Uint16Array {
-  const f = Float32Array.from(x);
-  const u = new Uint32Array(f.buffer);
-  const out = new Uint16Array(f.length);
-  for (let i = 0; i < f.length; i++) {
-    const b = u[i];
-    if ((b & 0x7f800000) === 0x7f800000 && b & 0x7fffff) out[i] = (b >>> 16) | 0x40;
-    else out[i] = (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
-  }
-  return out;
-}
 
 function tensorBytes(t: TensorToWrite): Uint8Array {
   const n = t.shape.reduce((a, b) => a * b, 1);

@@ -13,7 +13,8 @@ export interface MatmulTiles {
   TN: number;
 }
 
-/** Measured best on lavapipe (2 cores) among the shapes bench/matmul sweeps. */
+/** Used until autotuneMatmul picks for the adapter (the CLI does, once, and caches it). On lavapipe
+ *  (2 cores) the sweep prefers 8×8 invocations of 8×8 (bench/results/lavapipe-2cores.txt). */
 export const DEFAULT_TILES: MatmulTiles = { WG_X: 8, WG_Y: 8, TM: 4, TN: 4 };
 
 /** The tile shapes the autotuner tries (TM, TN ≤ the shader's MAX_T = 8). */
