@@ -48,6 +48,30 @@ export interface ModelForwardArgs {
   lora?: RefLora;
 }
 
+/**
+ * Each token's position and segment (−1 = padding): with segment ids, positions restart per
+ * segment; with an attention mask (Hugging Face padding), positions are 0..T−1.
+ */
+function positionsAndSegments(a: Pick<ModelForwardArgs, 'B' | 'T' | 'segmentIds' | 'attentionMask'>): { pos: Int32Array; seg: Int32Array } {
+  const { B, T } = a;
+  const pos = new Int32Array(B * T), seg = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    let start = 0;
+    for (let t = 0; t < T; t++) {
+      const n = b * T + t;
+      if (a.segmentIds) {
+        seg[n] = a.segmentIds[n] < 0 ? -1 : a.segmentIds[n];
+        if (t === 0 || seg[n] !== seg[n - 1]) start = t;
+        pos[n] = seg[n] < 0 ? 0 : t - start;
+      } else {
+        seg[n] = a.attentionMask && !a.attentionMask[n] ? -1 : 0;
+        pos[n] = t;
+      }
+    }
+  }
+  return { pos, seg };
+}
+
 function need(w: Weights, name: string): Float64Array {
   const t = w.get(name);
   if (!t) throw new Error(`reference model: weight '${name}' was not loaded`);
@@ -121,23 +145,7 @@ export function modelForwardRef(a: ModelForwardArgs): Float64Array {
   const s = a.lora ? loraScale({ r: a.lora.r, alpha: a.lora.alpha, useRslora: a.lora.useRslora ?? false }) : 0;
   const r = a.lora?.r ?? 0;
 
-  // positions and "may query q see key k" for each row
-  const pos = new Int32Array(N);
-  const seg = new Int32Array(N);
-  for (let b = 0; b < B; b++) {
-    let start = 0;
-    for (let t = 0; t < T; t++) {
-      const n = b * T + t;
-      if (a.segmentIds) {
-        seg[n] = a.segmentIds[n] < 0 ? -1 : a.segmentIds[n];
-        if (t === 0 || seg[n] !== seg[n - 1]) start = t;
-        pos[n] = seg[n] < 0 ? 0 : t - start;
-      } else {
-        seg[n] = a.attentionMask && !a.attentionMask[n] ? -1 : 0;
-        pos[n] = t;
-      }
-    }
-  }
+  const { pos, seg } = positionsAndSegments(a);
   const allowed = (b: number, tq: number, tk: number): boolean => {
     if (tk > tq) return false;
     const sk = seg[b * T + tk];
@@ -354,22 +362,7 @@ export function modelLossGradRef(a: ModelForwardArgs & { lossMask: ArrayLike<num
   const s = loraScale({ r: lora.r, alpha: lora.alpha, useRslora: lora.useRslora ?? false });
   const r = lora.r;
 
-  // masks and positions, as in modelForwardRef
-  const pos = new Int32Array(N), seg = new Int32Array(N);
-  for (let b = 0; b < B; b++) {
-    let start = 0;
-    for (let t = 0; t < T; t++) {
-      const n = b * T + t;
-      if (a.segmentIds) {
-        seg[n] = a.segmentIds[n] < 0 ? -1 : a.segmentIds[n];
-        if (t === 0 || seg[n] !== seg[n - 1]) start = t;
-        pos[n] = seg[n] < 0 ? 0 : t - start;
-      } else {
-        seg[n] = a.attentionMask && !a.attentionMask[n] ? -1 : 0;
-        pos[n] = t;
-      }
-    }
-  }
+  const { pos, seg } = positionsAndSegments(a);
   const allowed = (b: number, tq: number, tk: number) => tk <= tq && seg[b * T + tk] >= 0 && (!a.segmentIds || seg[b * T + tk] === seg[b * T + tq]);
   const inv = ropeInvFreq(cfg);
   const negInv = inv.map((f) => -f); // rotating by −angle undoes RoPE: its own backward
