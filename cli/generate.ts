@@ -39,6 +39,9 @@ export async function run(argv: string[]): Promise<number> {
   const maxNewTokens = num('max-new-tokens', v['max-new-tokens']!, true);
   const temperature = num('temperature', v.temperature!), topP = num('top-p', v['top-p']!), seed = num('seed', v.seed!, true);
 
+  const { stat } = await import('node:fs/promises');
+  if (!(await stat(v.model).catch(() => null))?.isDirectory())
+    throw new UsageError(`--model ${v.model}: no such folder (give a Hugging Face model folder: config.json, *.safetensors, tokenizer.json)`);
   const tok = await loadTokenizer(v.model);
   const { gpu } = await tunedGpu();
   const model = await loadModel(gpu, v.model);
