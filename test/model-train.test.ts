@@ -116,6 +116,20 @@ describeGpu('model training and inference paths', (gpu) => {
     expect(x.losses[2]).toBeLessThan(x.losses[0]);
   });
 
+  it('steps issued back to back, before the first read-back resolves, give the sequential losses', async () => {
+    const batch = await fixtureBatch();
+    const make = async () => {
+      const m = await loadModel(gpu, DIR, { weights: 'f32' });
+      await loadModelAdapter(m, join(DIR, 'lora_init'));
+      return m;
+    };
+    const a = await make(), seq: number[] = [];
+    for (let s = 0; s < 3; s++) seq.push((await a.trainStep([batch], OPT)).loss);
+    const b = await make();
+    const pending = [b.trainStep([batch], OPT), b.trainStep([batch], OPT), b.trainStep([batch], OPT)];
+    expect((await Promise.all(pending)).map((r) => r.loss)).toEqual(seq);
+  });
+
   it('full fine-tuning: gradients of every kind of weight match finite differences of the float64 reference', async () => {
     const batch = await fixtureBatch();
     const model = await loadModel(gpu, DIR, { weights: 'f32', full: true });

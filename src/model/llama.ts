@@ -369,7 +369,9 @@ export class LlamaModel {
   /**
    * One optimizer step over `micro` micro-batches (gradient accumulation): forward, masked loss
    * (the batches' targets), backward, grad norm + clipping, AdamW — one queue submission.
-   * Only the per-sample stats and the grad norm are read back, after the submit.
+   * Only the per-sample stats and the grad norm are read back, after the submit. All encoding
+   * and the submit happen before the first await, so a caller may start the next step before
+   * this one's promise resolves: the GPU then never waits for JavaScript between steps.
    */
   async trainStep(micro: ModelBatch[], opt: TrainOptions = DEFAULT_TRAIN): Promise<StepResult> {
     const params = this.params();
