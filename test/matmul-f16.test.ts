@@ -36,6 +36,11 @@ describeGpu('matmul with f16 weights', (gpu) => {
     }
   });
 
+  it.runIf(gpu.hasF16)('x·Wᵀ with K a multiple of 4 (the vec4 path): 45×65×76', async () => {
+    const { got, ref } = await run(45, 65, 76, { transB: true, bias: true });
+    expectClose('f16 vec4 NT 45x65x76', got, ref, TOL);
+  });
+
   it.runIf(gpu.hasF16)('many workgroups (300×260×130), with bias and alpha', async () => {
     const { got, ref } = await run(300, 260, 130, { transB: true, bias: true, alpha: 0.5 });
     expectClose('f16 300x260x130', got, ref, TOL);

@@ -2,7 +2,7 @@ import { expect, it } from 'vitest';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { autotuneMatmul, DEFAULT_TILES, getMatmulTiles, matmul, setMatmulTiles, type MatmulTiles } from '../src/kernels/matmul.js';
+import { autotuneMatmul, DEFAULT_TILES, getMatmulTiles, matmul, setMatmulTiles, TILE_CANDIDATES, type MatmulTiles } from '../src/kernels/matmul.js';
 import { matmulRef } from '../src/reference/matmul.js';
 import { checkOp, expectClose, randn } from './helpers/check.js';
 import { describeGpu } from './helpers/gpu.js';
@@ -65,6 +65,15 @@ describeGpu('matmul', (gpu) => {
       const { got, ref } = await run({ M: 45, N: 65, K: 77, transB: true, tiles });
       expectClose(`tiles ${JSON.stringify(tiles)}`, got, ref, TOL);
     }
+  });
+
+  it('x·Wᵀ with K a multiple of 4 takes the vec4 path: 45×65×76, batch 2, bias, alpha, accumulate, every tile shape', async () => {
+    for (const tiles of [DEFAULT_TILES, ...TILE_CANDIDATES]) {
+      const { got, ref } = await run({ M: 45, N: 65, K: 76, batch: 2, transB: true, bias: true, alpha: 0.7, accumulate: true, tiles });
+      expectClose(`vec4 NT ${JSON.stringify(tiles)}`, got, ref, TOL);
+    }
+    const { got, ref } = await run({ M: 1, N: 4096, K: 4, transB: true });
+    expectClose('vec4 NT K=4', got, ref, TOL);
   });
 
   it('is bit-identical when run twice', async () => {

@@ -73,6 +73,8 @@ export function matmul(gpu: Gpu, encoder: GPUCommandEncoder, args: MatmulArgs): 
   if (args.bmF16 && !gpu.hasF16)
     throw new UsageError("matmul: bmF16 needs the adapter feature 'shader-f16', which this device lacks; keep the weight in f32");
   const code = args.bmF16 ? (shaderF16 ??= withElementType(shader, 'f16')) : shader;
+  // vec4 loads along K for the x·Wᵀ forward: a and bm bound a second time as vec4 arrays.
+  const vec4 = Boolean(args.transB && !args.transA && K % 4 === 0);
   const pipeline = gpu.pipeline(code, 'matmul', {
     WG_X: t.WG_X,
     WG_Y: t.WG_Y,
@@ -82,6 +84,7 @@ export function matmul(gpu: Gpu, encoder: GPUCommandEncoder, args: MatmulArgs): 
     TRANS_B: args.transB ? 1 : 0,
     HAS_BIAS: args.bias ? 1 : 0,
     ACCUMULATE: args.accumulate ? 1 : 0,
+    VEC4: vec4 ? 1 : 0,
   });
   const params = new ArrayBuffer(32);
   new Uint32Array(params, 0, 7).set([M, N, K, batch, M * K, K * N, M * N]);
@@ -89,7 +92,7 @@ export function matmul(gpu: Gpu, encoder: GPUCommandEncoder, args: MatmulArgs): 
   gpu.dispatch(
     encoder,
     pipeline,
-    [gpu.uniform(params), args.a, args.bm, args.out, args.bias ?? dummy(gpu)],
+    [gpu.uniform(params), args.a, args.bm, args.out, args.bias ?? dummy(gpu), vec4 ? args.a : dummy(gpu), vec4 ? args.bm : dummy(gpu)],
     [Math.ceil(N / (t.WG_X * t.TN)), Math.ceil(M / (t.WG_Y * t.TM)), batch],
   );
 }
