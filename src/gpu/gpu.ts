@@ -185,19 +185,28 @@ export class Gpu {
 
   // ---- read-back -------------------------------------------------------------------------
 
-  /** Copy `bytes` of `src` (from `offset`) to a staging buffer and return them; never blocks JS. */
-  async readBytes(src: GPUBuffer, bytes = src.size, offset = 0): Promise<ArrayBuffer> {
-    const size = Math.ceil(bytes / 4) * 4;
-    const staging = this.device.createBuffer({ size, usage: MAP_READ });
-    const encoder = this.device.createCommandEncoder();
-    encoder.copyBufferToBuffer(src, offset, staging, 0, size);
-    this.device.queue.submit([encoder.finish()]);
+  /** A buffer the GPU copies results into inside a submission, read later with readStaging. */
+  staging(bytes: number, label?: string): GPUBuffer {
+    return this.device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 4) * 4), usage: MAP_READ, label });
+  }
+
+  /** The contents of a staging buffer once the GPU has written it; the buffer is destroyed. */
+  async readStaging(staging: GPUBuffer, bytes = staging.size): Promise<ArrayBuffer> {
     await staging.mapAsync(0x0001 /* GPUMapMode.READ */);
     const out = staging.getMappedRange().slice(0, bytes);
     staging.unmap();
     staging.destroy();
     this.check();
     return out;
+  }
+
+  /** Copy `bytes` of `src` (from `offset`) to a staging buffer and return them; never blocks JS. */
+  async readBytes(src: GPUBuffer, bytes = src.size, offset = 0): Promise<ArrayBuffer> {
+    const staging = this.staging(bytes);
+    const encoder = this.device.createCommandEncoder();
+    encoder.copyBufferToBuffer(src, offset, staging, 0, Math.ceil(bytes / 4) * 4);
+    this.device.queue.submit([encoder.finish()]);
+    return this.readStaging(staging, bytes);
   }
 
   async readF32(src: GPUBuffer, count?: number, offset = 0): Promise<Float32Array> {

@@ -398,7 +398,7 @@ export class LlamaModel {
       const stats = scratch(g, 'llama.stats', N * STATS * 4), lse = scratch(g, 'llama.lse', N * 4);
       lmHeadForward(g, enc, { hidden, weight: this.lmHead.buf, targets: io.targets, stats, lse, N, C: c.hiddenSize, V: c.vocabSize, weightF16: this.lmHead.f16 });
       const S = numSegments(batch);
-      const out = g.buffer(S * STATS * 4, `stats.${i}`);
+      const out = scratch(g, `llama.samples.${i}`, S * STATS * 4);
       segmentMeans(g, enc, { stats, segments: io.segments, targets: io.targets, out, N, S });
       statsOut.push({ buf: out, S });
       // backward: LM head → final norm → layers in reverse → embedding (full fine-tuning)
@@ -429,7 +429,7 @@ export class LlamaModel {
     }
     // scalars to read back: copied into one small buffer inside the same submission
     const totalS = statsOut.reduce((s, o) => s + o.S, 0);
-    const readback = g.buffer((2 + totalS * STATS) * 4, 'step.readback');
+    const readback = g.staging((2 + totalS * STATS) * 4, 'step.readback');
     enc.copyBufferToBuffer(norm, 0, readback, 0, 8);
     let off = 8;
     for (const o of statsOut) {
@@ -437,9 +437,7 @@ export class LlamaModel {
       off += o.S * STATS * 4;
     }
     g.device.queue.submit([enc.finish()]);
-    const r = await g.readF32(readback);
-    readback.destroy();
-    for (const o of statsOut) o.buf.destroy();
+    const r = new Float32Array(await g.readStaging(readback));
     let pos = 2, sum = 0;
     const samples = statsOut.map((o) => {
       const list: SampleStats[] = [];
