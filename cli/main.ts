@@ -14,8 +14,8 @@ const commands: Record<string, () => Promise<Command>> = {
   generate: () => import('./generate.js'),
 };
 
-function help(): string {
-  const lines = Object.keys(commands).map((name) => `  ${name}`);
+async function help(): Promise<string> {
+  const lines = await Promise.all(Object.entries(commands).map(async ([n, load]) => `  ${n.padEnd(10)} ${(await load()).summary}`));
   return [
     'zpd-wgpu — fine-tune and run small Llama-family models on any WebGPU device',
     '',
@@ -29,13 +29,12 @@ function help(): string {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    const cmds = await Promise.all(Object.entries(commands).map(async ([n, load]) => `  ${n.padEnd(10)} ${(await load()).summary}`));
-    console.log(help().split('\n').slice(0, 5).join('\n') + '\n' + cmds.join('\n'));
+    console.log(await help());
     return name ? 0 : 1;
   }
   const load = commands[name];
   if (!load) {
-    console.error(`zpd-wgpu: unknown command '${name}'\n\n${help()}`);
+    console.error(`zpd-wgpu: unknown command '${name}'\n\n${await help()}`);
     return 2;
   }
   const cmd = await load();
