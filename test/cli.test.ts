@@ -10,8 +10,12 @@ const root = join(import.meta.dirname, '..');
 const LLAMA = join(root, 'test', 'fixtures', 'models', 'llama');
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return cliEnv(process.env, ...args);
+}
+
+async function cliEnv(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [join(root, 'cli', 'zpd-wgpu.mjs'), ...args], { cwd: root, timeout: 120_000 });
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [join(root, 'cli', 'zpd-wgpu.mjs'), ...args], { cwd: root, timeout: 120_000, env });
     return { code: 0, stdout, stderr };
   } catch (e) {
     const x = e as { code: number; stdout: string; stderr: string };
@@ -33,6 +37,14 @@ it('generate without --model says what is missing, exit 1', async () => {
   const r = await cli('generate', '--prompt', 'hi');
   expect(r.code).toBe(1);
   expect(r.stderr).toMatch(/needs --model/);
+});
+
+// On Linux, Dawn reaches GPUs through the Vulkan loader: pointing it at no driver hides them all.
+it.runIf(process.platform === 'linux')('doctor without an adapter exits 1 and says what to install', async () => {
+  const r = await cliEnv({ ...process.env, VK_DRIVER_FILES: '/nonexistent.json', VK_ICD_FILENAMES: '/nonexistent.json' }, 'doctor');
+  expect(r.code).toBe(1);
+  expect(r.stderr).toMatch(/no WebGPU adapter is available/);
+  expect(r.stderr).toMatch(/HINT: .*ensure-webgpu\.sh/);
 });
 
 describeGpu('cli on the GPU', () => {
