@@ -22,19 +22,31 @@
 // Work split. Each workgroup owns ROWS rows, one per invocation, held in private memory:
 // queries in attention_forward and attention_backward_dq, keys in
 // attention_backward_dkv. The loop over the other operand is uniform across the workgroup
-// (every invocation reads the same key / query row at the same time, a broadcast load), runs
+// (every invocation reads the same key / query rows at the same time, broadcast loads), runs
 // only as far as the causal mask needs, and masks per invocation. No workgroup memory and no
-// barriers. Measured on lavapipe (bench/attention.ts, T 256, Hq 8/2, D 64): a version staging
-// TILE rows of k, v in workgroup memory behind barriers ran 1.7× slower (forward 91 vs 54 ms,
-// backward 263 vs 150 ms); a vec4 version of this one ran faster still but took 25–105 s per
-// pipeline to compile there (LLVM unrolls the vec4 loops), so rows stay scalar. On lavapipe a
-// head_dim-16 pipeline still takes ~10 s to compile the first time (short loops unrolled).
+// barriers. That loop takes the streamed rows 4 at a time (register blocking): each pass over D
+// reads the private row once and updates 4 dot products held in a vec4 across the 4 rows (the
+// vec4 runs across rows, never along D), and the accumulating passes add dot(p4, 4 rows). A
+// masked pair inside a block gets p = 0 by select, never a branch; a block with no unmasked pair
+// is skipped. Measured on lavapipe (bench/attention-dev/, v1_base → v4_block4_rtd in one run, B1,
+// ROWS 32, TILE 32): T512 Hq16/4 D128 forward 735 → 508 ms, backward 2336 → 1571 ms (dq 959 →
+// 692, dk/dv 1266 → 943); T1024 Hq8/2 D64 forward 786 → 532 ms, backward 2285 → 1569 ms; each
+// pipeline compiles in under 1 s at head_dim 16, 64 and 128. Blocking by 8
+// (v3_block8) was no faster and compiles twice as long. Earlier: a version staging TILE rows of
+// k, v in workgroup memory behind barriers ran 1.7× slower; a vec4-along-D version took 25–105 s
+// per pipeline to compile (LLVM unrolls the vec4 loops), so rows stay scalar along D.
+// The loops over D stop at p.head_dim, a uniform equal to HEAD_DIM, not at the override: with a
+// constant bound LLVM fully unrolls short loops, and at head_dim 16 the blocked kernels took
+// 3 s (forward) and 9 s (the three backward pipelines) to compile on lavapipe; with the uniform
+// bound every head_dim compiles in ~0.3 s per pipeline at the same speed. HEAD_DIM still sets
+// row strides.
 // The forward keeps a running max m and sum l per query and rescales the accumulator once per
 // chunk of TILE keys. dk/dv loop over the query heads of the group and then the queries in a
-// fixed order, so no atomics are needed and results are bit-identical run to run. Masked scores are NEG (finite, so no
-// inf − inf); a real score is always > NEG / 2.
+// fixed order, so no atomics are needed and results are bit-identical run to run. Masked scores
+// are NEG (finite, so no inf − inf); a real score is always > NEG / 2.
 //
-// HEAD_DIM ≤ MAX_D and TILE ≤ MAX_TILE (private array sizes); ROWS and TILE are set by
+// HEAD_DIM ≤ MAX_D and TILE ≤ MAX_TILE (private array sizes; MAX_TILE a multiple of 4; TILE
+// need not be); ROWS and TILE are set by
 // src/kernels/attention.ts.
 
 override HEAD_DIM: u32 = 64u;
@@ -56,7 +68,7 @@ struct Params {
   kv_stride: u32,
   group: u32,
   scale: f32,
-  _p0: u32,
+  head_dim: u32, // = HEAD_DIM: the D loops run to this uniform bound (see the header)
   _p1: u32,
   _p2: u32,
 }
@@ -96,7 +108,6 @@ fn attention_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
   let i = wid.x * ROWS + lid3.x;
   let live = i < p.Tq;
   let qpos = p.q_offset + i;
-  // Keys this workgroup can see: up to its last query's position (causal).
   let kend = min(p.Tk, p.q_offset + min(p.Tq, (wid.x + 1u) * ROWS));
 
   var sq = -1;
@@ -105,38 +116,51 @@ fn attention_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
   if (live) {
     sq = seg[b * p.kv_stride + qpos];
     let o = row_at(b, p.Tq, i, p.Hq, h);
-    for (var d = 0u; d < HEAD_DIM; d++) { qr[d] = q[o + d]; }
+    for (var d = 0u; d < p.head_dim; d++) { qr[d] = q[o + d]; }
   }
   var m = NEG;
   var l = 0.0;
-  var s: array<f32, MAX_TILE>;
+  var s: array<vec4<f32>, MAX_TILE / 4u>; // the chunk's scores, 4 keys per element
 
   for (var j0 = 0u; j0 < kend; j0 += TILE) {
     let n = min(TILE, kend - j0);
     var tmax = NEG;
-    for (var t = 0u; t < n; t++) {
-      let j = j0 + t;
-      s[t] = NEG;
-      if (j <= qpos && seg[b * p.kv_stride + j] == sq && sq >= 0) {
-        let o = row_at(b, p.kv_stride, j, p.Hkv, hk);
-        var dot4 = 0.0;
-        for (var d = 0u; d < HEAD_DIM; d++) { dot4 = fma(qr[d], k[o + d], dot4); }
-        s[t] = dot4 * p.scale;
-        tmax = max(tmax, s[t]);
+    for (var t = 0u; t < n; t += 4u) {
+      let j = vec4<u32>(j0 + t) + vec4<u32>(0u, 1u, 2u, 3u);
+      let jc = min(j, vec4<u32>(kend - 1u));
+      let sj = vec4<i32>(seg[b * p.kv_stride + jc.x], seg[b * p.kv_stride + jc.y], seg[b * p.kv_stride + jc.z], seg[b * p.kv_stride + jc.w]);
+      // j < j0 + n: a TILE that is not a multiple of 4 must not reach into the next chunk.
+      let ok = (j < vec4<u32>(j0 + n)) & (j <= vec4<u32>(qpos)) & (sj == vec4<i32>(sq)) & vec4<bool>(sq >= 0);
+      var s4 = vec4<f32>(NEG);
+      if (any(ok)) {
+        let o0 = row_at(b, p.kv_stride, jc.x, p.Hkv, hk);
+        let o1 = row_at(b, p.kv_stride, jc.y, p.Hkv, hk);
+        let o2 = row_at(b, p.kv_stride, jc.z, p.Hkv, hk);
+        let o3 = row_at(b, p.kv_stride, jc.w, p.Hkv, hk);
+        var dot4 = vec4<f32>(0.0);
+        for (var d = 0u; d < p.head_dim; d++) { dot4 = fma(vec4<f32>(k[o0 + d], k[o1 + d], k[o2 + d], k[o3 + d]), vec4<f32>(qr[d]), dot4); }
+        s4 = select(vec4<f32>(NEG), dot4 * p.scale, ok);
+        tmax = max(tmax, max(max(s4.x, s4.y), max(s4.z, s4.w)));
       }
+      s[t / 4u] = s4;
     }
     if (tmax > NEG * 0.5) {
-      // Rescale what was summed so far to the new max, once per chunk.
       let m_new = max(m, tmax);
       let corr = exp(m - m_new);
       l *= corr;
-      for (var d = 0u; d < HEAD_DIM; d++) { acc[d] *= corr; }
-      for (var t = 0u; t < n; t++) {
-        if (s[t] > NEG * 0.5) {
-          let pt = exp(s[t] - m_new);
-          l += pt;
-          let o = row_at(b, p.kv_stride, j0 + t, p.Hkv, hk);
-          for (var d = 0u; d < HEAD_DIM; d++) { acc[d] = fma(pt, v[o + d], acc[d]); }
+      for (var d = 0u; d < p.head_dim; d++) { acc[d] *= corr; }
+      for (var t = 0u; t < n; t += 4u) {
+        let s4 = s[t / 4u];
+        let ok = s4 > vec4<f32>(NEG * 0.5);
+        if (any(ok)) {
+          let pt = select(vec4<f32>(0.0), exp(s4 - m_new), ok);
+          l += (pt.x + pt.y) + (pt.z + pt.w);
+          let jc = min(vec4<u32>(j0 + t) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(kend - 1u));
+          let o0 = row_at(b, p.kv_stride, jc.x, p.Hkv, hk);
+          let o1 = row_at(b, p.kv_stride, jc.y, p.Hkv, hk);
+          let o2 = row_at(b, p.kv_stride, jc.z, p.Hkv, hk);
+          let o3 = row_at(b, p.kv_stride, jc.w, p.Hkv, hk);
+          for (var d = 0u; d < p.head_dim; d++) { acc[d] += dot(pt, vec4<f32>(v[o0 + d], v[o1 + d], v[o2 + d], v[o3 + d])); }
         }
       }
       m = m_new;
@@ -147,7 +171,7 @@ fn attention_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
     let o = row_at(b, p.Tq, i, p.Hq, h);
     let seen = l > 0.0;
     let inv_l = select(0.0, 1.0 / l, seen);
-    for (var d = 0u; d < HEAD_DIM; d++) { out[o + d] = acc[d] * inv_l; }
+    for (var d = 0u; d < p.head_dim; d++) { out[o + d] = acc[d] * inv_l; }
     lse[(b * p.Hq + h) * p.Tq + i] = select(0.0, m + log(l), seen);
   }
 }
@@ -155,18 +179,18 @@ fn attention_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
 // delta (B, Hq, T) = Σ_d dout·out, one invocation per (b, t, h). Grid: flat over B·T·Hq.
 @compute @workgroup_size(WG)
 fn attention_delta(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let r = gid.x + gid.y * nwg.x * WG; // row of (B, T, Hq)
+  let r = gid.x + gid.y * nwg.x * WG;
   if (r >= p.B * p.Tq * p.Hq) { return; }
   let h = r % p.Hq;
   let bt = r / p.Hq;
   let b = bt / p.Tq;
   let t = bt % p.Tq;
   var s4 = 0.0;
-  for (var d = 0u; d < HEAD_DIM; d++) { s4 = fma(dout_d[r * HEAD_DIM + d], out_d[r * HEAD_DIM + d], s4); }
+  for (var d = 0u; d < p.head_dim; d++) { s4 = fma(dout_d[r * HEAD_DIM + d], out_d[r * HEAD_DIM + d], s4); }
   delta[(b * p.Hq + h) * p.Tq + t] = s4;
 }
 
-// dq, one query per invocation, keys in order as in the forward. Grid: (ceil(T / ROWS), Hq, B).
+// dq, one query per invocation, keys 4 at a time in order. Grid: (ceil(T / ROWS), Hq, B).
 @compute @workgroup_size(ROWS)
 fn attention_backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
   let b = wid.z;
@@ -185,7 +209,7 @@ fn attention_backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
   if (live) {
     sq = seg[b * p.kv_stride + i];
     let o = row_at(b, p.Tq, i, p.Hq, h);
-    for (var d = 0u; d < HEAD_DIM; d++) {
+    for (var d = 0u; d < p.head_dim; d++) {
       qr[d] = q[o + d];
       dor[d] = dout[o + d];
     }
@@ -193,29 +217,36 @@ fn attention_backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
     delta_i = delta_in[(b * p.Hq + h) * p.Tq + i];
   }
 
-  for (var j = 0u; j < kend; j++) {
-    if (j <= i && seg[b * p.kv_stride + j] == sq && sq >= 0) {
-      let o = row_at(b, p.kv_stride, j, p.Hkv, hk);
-      var dot4 = 0.0;
-      var dp4 = 0.0;
-      for (var d = 0u; d < HEAD_DIM; d++) {
-        dot4 = fma(qr[d], k[o + d], dot4);
-        dp4 = fma(dor[d], v[o + d], dp4);
+  for (var j0 = 0u; j0 < kend; j0 += 4u) {
+    let j = vec4<u32>(j0) + vec4<u32>(0u, 1u, 2u, 3u);
+    let jc = min(j, vec4<u32>(kend - 1u));
+    let sj = vec4<i32>(seg[b * p.kv_stride + jc.x], seg[b * p.kv_stride + jc.y], seg[b * p.kv_stride + jc.z], seg[b * p.kv_stride + jc.w]);
+    let ok = (j < vec4<u32>(kend)) & (j <= vec4<u32>(i)) & (sj == vec4<i32>(sq)) & vec4<bool>(sq >= 0);
+    if (any(ok)) {
+      let o0 = row_at(b, p.kv_stride, jc.x, p.Hkv, hk);
+      let o1 = row_at(b, p.kv_stride, jc.y, p.Hkv, hk);
+      let o2 = row_at(b, p.kv_stride, jc.z, p.Hkv, hk);
+      let o3 = row_at(b, p.kv_stride, jc.w, p.Hkv, hk);
+      var dot4 = vec4<f32>(0.0);
+      var dp4 = vec4<f32>(0.0);
+      for (var d = 0u; d < p.head_dim; d++) {
+        dot4 = fma(vec4<f32>(k[o0 + d], k[o1 + d], k[o2 + d], k[o3 + d]), vec4<f32>(qr[d]), dot4);
+        dp4 = fma(vec4<f32>(v[o0 + d], v[o1 + d], v[o2 + d], v[o3 + d]), vec4<f32>(dor[d]), dp4);
       }
-      let pt = exp(dot4 * p.scale - lse_i);
+      let pt = select(vec4<f32>(0.0), exp(dot4 * p.scale - lse_i), ok);
       let ds = pt * (dp4 - delta_i);
-      for (var d = 0u; d < HEAD_DIM; d++) { acc[d] = fma(ds, k[o + d], acc[d]); }
+      for (var d = 0u; d < p.head_dim; d++) { acc[d] += dot(ds, vec4<f32>(k[o0 + d], k[o1 + d], k[o2 + d], k[o3 + d])); }
     }
   }
 
   if (live) {
     let o = row_at(b, p.Tq, i, p.Hq, h);
-    for (var d = 0u; d < HEAD_DIM; d++) { dq[o + d] = acc[d] * p.scale; }
+    for (var d = 0u; d < p.head_dim; d++) { dq[o + d] = acc[d] * p.scale; }
   }
 }
 
 // dk and dv, one key per invocation; for each query head of the group (in order), queries from
-// the workgroup's first key onwards (causal), in order. Grid: (ceil(T / ROWS), Hkv, B).
+// the workgroup's first key onwards, 4 at a time, in order. Grid: (ceil(T / ROWS), Hkv, B).
 @compute @workgroup_size(ROWS)
 fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
   let b = wid.z;
@@ -223,7 +254,7 @@ fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
   let T = p.Tq;
   let j = wid.x * ROWS + lid3.x;
   let live = j < T;
-  let first = wid.x * ROWS; // queries before the workgroup's first key see none of its keys
+  let first = wid.x * ROWS;
 
   var sk = -1;
   var kr: array<f32, MAX_D>;
@@ -233,7 +264,7 @@ fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
   if (live) {
     sk = seg[b * p.kv_stride + j];
     let o = row_at(b, p.kv_stride, j, p.Hkv, hk);
-    for (var d = 0u; d < HEAD_DIM; d++) {
+    for (var d = 0u; d < p.head_dim; d++) {
       kr[d] = k[o + d];
       vr[d] = v[o + d];
     }
@@ -241,21 +272,30 @@ fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
 
   for (var g = 0u; g < p.group; g++) {
     let h = hk * p.group + g;
-    for (var i = first; i < T; i++) {
-      if (i >= j && seg[b * p.kv_stride + i] == sk && sk >= 0) {
-        let o = row_at(b, T, i, p.Hq, h);
-        let r = (b * p.Hq + h) * T + i;
-        var dot4 = 0.0;
-        var dp4 = 0.0;
-        for (var d = 0u; d < HEAD_DIM; d++) {
-          dot4 = fma(q[o + d], kr[d], dot4);
-          dp4 = fma(dout[o + d], vr[d], dp4);
+    for (var i0 = first; i0 < T; i0 += 4u) {
+      let i = vec4<u32>(i0) + vec4<u32>(0u, 1u, 2u, 3u);
+      let ic = min(i, vec4<u32>(T - 1u));
+      let si = vec4<i32>(seg[b * p.kv_stride + ic.x], seg[b * p.kv_stride + ic.y], seg[b * p.kv_stride + ic.z], seg[b * p.kv_stride + ic.w]);
+      let ok = (i < vec4<u32>(T)) & (i >= vec4<u32>(j)) & (si == vec4<i32>(sk)) & vec4<bool>(sk >= 0);
+      if (any(ok)) {
+        let o0 = row_at(b, T, ic.x, p.Hq, h);
+        let o1 = row_at(b, T, ic.y, p.Hq, h);
+        let o2 = row_at(b, T, ic.z, p.Hq, h);
+        let o3 = row_at(b, T, ic.w, p.Hq, h);
+        let r = (b * p.Hq + h) * T;
+        let lse4 = vec4<f32>(lse_in[r + ic.x], lse_in[r + ic.y], lse_in[r + ic.z], lse_in[r + ic.w]);
+        let del4 = vec4<f32>(delta_in[r + ic.x], delta_in[r + ic.y], delta_in[r + ic.z], delta_in[r + ic.w]);
+        var dot4 = vec4<f32>(0.0);
+        var dp4 = vec4<f32>(0.0);
+        for (var d = 0u; d < p.head_dim; d++) {
+          dot4 = fma(vec4<f32>(q[o0 + d], q[o1 + d], q[o2 + d], q[o3 + d]), vec4<f32>(kr[d]), dot4);
+          dp4 = fma(vec4<f32>(dout[o0 + d], dout[o1 + d], dout[o2 + d], dout[o3 + d]), vec4<f32>(vr[d]), dp4);
         }
-        let pt = exp(dot4 * p.scale - lse_in[r]);
-        let ds = pt * (dp4 - delta_in[r]);
-        for (var d = 0u; d < HEAD_DIM; d++) {
-          dva[d] = fma(pt, dout[o + d], dva[d]);
-          dka[d] = fma(ds, q[o + d], dka[d]);
+        let pt = select(vec4<f32>(0.0), exp(dot4 * p.scale - lse4), ok);
+        let ds = pt * (dp4 - del4);
+        for (var d = 0u; d < p.head_dim; d++) {
+          dva[d] += dot(pt, vec4<f32>(dout[o0 + d], dout[o1 + d], dout[o2 + d], dout[o3 + d]));
+          dka[d] += dot(ds, vec4<f32>(q[o0 + d], q[o1 + d], q[o2 + d], q[o3 + d]));
         }
       }
     }
@@ -263,7 +303,7 @@ fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
 
   if (live) {
     let o = row_at(b, T, j, p.Hkv, hk);
-    for (var d = 0u; d < HEAD_DIM; d++) {
+    for (var d = 0u; d < p.head_dim; d++) {
       dk[o + d] = dka[d] * p.scale;
       dv[o + d] = dva[d];
     }

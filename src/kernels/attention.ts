@@ -53,6 +53,7 @@ function params(s: Shape): ArrayBuffer {
   const buf = new ArrayBuffer(48);
   new Uint32Array(buf, 0, 8).set([s.B, s.Tq, s.Tk, s.Hq, s.Hkv, s.qOffset, s.kvCapacity, s.Hq / s.Hkv]);
   new Float32Array(buf, 32, 1)[0] = s.scale;
+  new Uint32Array(buf, 36, 1)[0] = s.D; // head_dim: the shader's loop bound over D
   return buf;
 }
 

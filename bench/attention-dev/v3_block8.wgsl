@@ -1,0 +1,333 @@
+// attention.wgsl — causal grouped-query attention with segment (packing/padding) masks, tiled
+// with an online softmax (FlashAttention-2 style): no T×T score matrix ever reaches global
+// memory; the backward recomputes scores from the saved logsumexp.
+//
+//   q     (B, Tq, Hq, D)                    out, dout (B, Tq, Hq, D)      dq (B, T, Hq, D)
+//   k, v  (B, kv_stride, Hkv, D): a KV cache of capacity kv_stride ≥ Tk rows (= Tk in training)
+//   dk, dv (B, T, Hkv, D)
+//   seg   (B, kv_stride) i32: the sample each key position belongs to, −1 = padding
+//   lse   (B, Hq, Tq) f32: logsumexp of each query's scaled scores (saved by the forward)
+//   delta (B, Hq, T) f32: Σ_d dout·out per query (the backward's pre-pass)
+//
+// Query i of batch item b sits at key position q_offset + i (q_offset = Tk − Tq when decoding
+// from a cache, 0 in training). Query head h reads kv head h / group, group = Hq / Hkv.
+// Query i attends key j iff  j ≤ q_offset + i  and  seg[b, j] = seg[b, q_offset + i] ≥ 0.
+// A query that attends nothing (a padding query) gets out = 0 and lse = 0, a finite sentinel;
+// the backward masks with the same rule, so its gradients are exactly 0, never NaN.
+//
+//   s_ij = scale · q_i·k_j      p_ij = exp(s_ij − lse_i)      out_i = Σ_j p_ij v_j
+//   backward:  dp_ij = dout_i·v_j    ds_ij = p_ij (dp_ij − delta_i)
+//              dq_i = scale Σ_j ds_ij k_j    dk_j = scale Σ_i ds_ij q_i    dv_j = Σ_i p_ij dout_i
+//
+// Work split. Each workgroup owns ROWS rows, one per invocation, held in private memory:
+// queries in attention_forward and attention_backward_dq, keys in
+// attention_backward_dkv. The loop over the other operand is uniform across the workgroup
+// (every invocation reads the same key / query row at the same time, a broadcast load), runs
+// only as far as the causal mask needs, and masks per invocation. No workgroup memory and no
+// barriers. Measured on lavapipe (bench/attention.ts, T 256, Hq 8/2, D 64): a version staging
+// TILE rows of k, v in workgroup memory behind barriers ran 1.7× slower (forward 91 vs 54 ms,
+// backward 263 vs 150 ms); a vec4 version of this one ran faster still but took 25–105 s per
+// pipeline to compile there (LLVM unrolls the vec4 loops), so rows stay scalar. On lavapipe a
+// head_dim-16 pipeline still takes ~10 s to compile the first time (short loops unrolled).
+// The forward keeps a running max m and sum l per query and rescales the accumulator once per
+// chunk of TILE keys. dk/dv loop over the query heads of the group and then the queries in a
+// fixed order, so no atomics are needed and results are bit-identical run to run. Masked scores are NEG (finite, so no
+// inf − inf); a real score is always > NEG / 2.
+//
+// HEAD_DIM ≤ MAX_D and TILE ≤ MAX_TILE (private array sizes); ROWS and TILE are set by
+// src/kernels/attention.ts.
+
+override HEAD_DIM: u32 = 64u;
+override ROWS: u32 = 32u;
+override TILE: u32 = 32u;
+override WG: u32 = 64u; // attention_delta only
+
+const MAX_D = 128u;
+const MAX_TILE = 64u;
+const NEG: f32 = -3.0e38;
+
+struct Params {
+  B: u32,
+  Tq: u32,
+  Tk: u32,
+  Hq: u32,
+  Hkv: u32,
+  q_offset: u32,
+  kv_stride: u32,
+  group: u32,
+  scale: f32,
+  _p0: u32,
+  _p1: u32,
+  _p2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> k: array<f32>;
+@group(0) @binding(3) var<storage, read> v: array<f32>;
+@group(0) @binding(4) var<storage, read> seg: array<i32>;
+// forward
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
+// backward (dq, dkv)
+@group(0) @binding(5) var<storage, read> lse_in: array<f32>;
+@group(0) @binding(6) var<storage, read> dout: array<f32>;
+@group(0) @binding(7) var<storage, read> delta_in: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dq: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dk: array<f32>;
+@group(0) @binding(9) var<storage, read_write> dv: array<f32>;
+// delta pre-pass
+@group(0) @binding(1) var<storage, read> out_d: array<f32>;
+@group(0) @binding(2) var<storage, read> dout_d: array<f32>;
+@group(0) @binding(3) var<storage, read_write> delta: array<f32>;
+
+
+// Element offset of row `t` of head `h` in a (B, rows, heads, D) tensor.
+fn row_at(b: u32, rows: u32, t: u32, heads: u32, h: u32) -> u32 {
+  return ((b * rows + t) * heads + h) * HEAD_DIM;
+}
+
+// v3: as v2, but the backward kernels block by 8 (two vec4s); v2: register blocking by 4 along the streamed operand. Each pass over D reads the private
+// row once for 4 streamed rows (a vec4 across rows, not along D), so private-memory traffic
+// per pair drops 4x; masked pairs in a block get p = 0 via select (never branch per pair).
+
+// One query per invocation. Grid: (ceil(Tq / ROWS), Hq, B).
+@compute @workgroup_size(ROWS)
+fn attention_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
+  let b = wid.z;
+  let h = wid.y;
+  let hk = h / p.group;
+  let i = wid.x * ROWS + lid3.x;
+  let live = i < p.Tq;
+  let qpos = p.q_offset + i;
+  let kend = min(p.Tk, p.q_offset + min(p.Tq, (wid.x + 1u) * ROWS));
+
+  var sq = -1;
+  var qr: array<f32, MAX_D>;
+  var acc: array<f32, MAX_D>;
+  if (live) {
+    sq = seg[b * p.kv_stride + qpos];
+    let o = row_at(b, p.Tq, i, p.Hq, h);
+    for (var d = 0u; d < HEAD_DIM; d++) { qr[d] = q[o + d]; }
+  }
+  var m = NEG;
+  var l = 0.0;
+  var s: array<vec4<f32>, 16>; // MAX_TILE / 4
+
+  for (var j0 = 0u; j0 < kend; j0 += TILE) {
+    let n = min(TILE, kend - j0);
+    var tmax = NEG;
+    for (var t = 0u; t < n; t += 4u) {
+      let j = vec4<u32>(j0 + t) + vec4<u32>(0u, 1u, 2u, 3u);
+      let jc = min(j, vec4<u32>(kend - 1u));
+      let sj = vec4<i32>(seg[b * p.kv_stride + jc.x], seg[b * p.kv_stride + jc.y], seg[b * p.kv_stride + jc.z], seg[b * p.kv_stride + jc.w]);
+      // j < j0 + n: a TILE that is not a multiple of 4 must not reach into the next chunk.
+      let ok = (j < vec4<u32>(j0 + n)) & (j <= vec4<u32>(qpos)) & (sj == vec4<i32>(sq)) & vec4<bool>(sq >= 0);
+      var s4 = vec4<f32>(NEG);
+      if (any(ok)) {
+        let o0 = row_at(b, p.kv_stride, jc.x, p.Hkv, hk);
+        let o1 = row_at(b, p.kv_stride, jc.y, p.Hkv, hk);
+        let o2 = row_at(b, p.kv_stride, jc.z, p.Hkv, hk);
+        let o3 = row_at(b, p.kv_stride, jc.w, p.Hkv, hk);
+        var dot4 = vec4<f32>(0.0);
+        for (var d = 0u; d < HEAD_DIM; d++) { dot4 = fma(vec4<f32>(k[o0 + d], k[o1 + d], k[o2 + d], k[o3 + d]), vec4<f32>(qr[d]), dot4); }
+        s4 = select(vec4<f32>(NEG), dot4 * p.scale, ok);
+        tmax = max(tmax, max(max(s4.x, s4.y), max(s4.z, s4.w)));
+      }
+      s[t / 4u] = s4;
+    }
+    if (tmax > NEG * 0.5) {
+      let m_new = max(m, tmax);
+      let corr = exp(m - m_new);
+      l *= corr;
+      for (var d = 0u; d < HEAD_DIM; d++) { acc[d] *= corr; }
+      for (var t = 0u; t < n; t += 4u) {
+        let s4 = s[t / 4u];
+        let ok = s4 > vec4<f32>(NEG * 0.5);
+        if (any(ok)) {
+          let pt = select(vec4<f32>(0.0), exp(s4 - m_new), ok);
+          l += (pt.x + pt.y) + (pt.z + pt.w);
+          let jc = min(vec4<u32>(j0 + t) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(kend - 1u));
+          let o0 = row_at(b, p.kv_stride, jc.x, p.Hkv, hk);
+          let o1 = row_at(b, p.kv_stride, jc.y, p.Hkv, hk);
+          let o2 = row_at(b, p.kv_stride, jc.z, p.Hkv, hk);
+          let o3 = row_at(b, p.kv_stride, jc.w, p.Hkv, hk);
+          for (var d = 0u; d < HEAD_DIM; d++) { acc[d] += dot(pt, vec4<f32>(v[o0 + d], v[o1 + d], v[o2 + d], v[o3 + d])); }
+        }
+      }
+      m = m_new;
+    }
+  }
+
+  if (live) {
+    let o = row_at(b, p.Tq, i, p.Hq, h);
+    let seen = l > 0.0;
+    let inv_l = select(0.0, 1.0 / l, seen);
+    for (var d = 0u; d < HEAD_DIM; d++) { out[o + d] = acc[d] * inv_l; }
+    lse[(b * p.Hq + h) * p.Tq + i] = select(0.0, m + log(l), seen);
+  }
+}
+
+// delta (B, Hq, T) = Σ_d dout·out, one invocation per (b, t, h). Grid: flat over B·T·Hq.
+@compute @workgroup_size(WG)
+fn attention_delta(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let r = gid.x + gid.y * nwg.x * WG;
+  if (r >= p.B * p.Tq * p.Hq) { return; }
+  let h = r % p.Hq;
+  let bt = r / p.Hq;
+  let b = bt / p.Tq;
+  let t = bt % p.Tq;
+  var s4 = 0.0;
+  for (var d = 0u; d < HEAD_DIM; d++) { s4 = fma(dout_d[r * HEAD_DIM + d], out_d[r * HEAD_DIM + d], s4); }
+  delta[(b * p.Hq + h) * p.Tq + t] = s4;
+}
+
+// dq, one query per invocation, keys 8 at a time in order. Grid: (ceil(T / ROWS), Hq, B).
+@compute @workgroup_size(ROWS)
+fn attention_backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
+  let b = wid.z;
+  let h = wid.y;
+  let hk = h / p.group;
+  let i = wid.x * ROWS + lid3.x;
+  let live = i < p.Tq;
+  let kend = min(p.Tk, min(p.Tq, (wid.x + 1u) * ROWS));
+
+  var sq = -1;
+  var qr: array<f32, MAX_D>;
+  var dor: array<f32, MAX_D>;
+  var acc: array<f32, MAX_D>;
+  var lse_i = 0.0;
+  var delta_i = 0.0;
+  if (live) {
+    sq = seg[b * p.kv_stride + i];
+    let o = row_at(b, p.Tq, i, p.Hq, h);
+    for (var d = 0u; d < HEAD_DIM; d++) {
+      qr[d] = q[o + d];
+      dor[d] = dout[o + d];
+    }
+    lse_i = lse_in[(b * p.Hq + h) * p.Tq + i];
+    delta_i = delta_in[(b * p.Hq + h) * p.Tq + i];
+  }
+
+  for (var j0 = 0u; j0 < kend; j0 += 8u) {
+    let ja = vec4<u32>(j0) + vec4<u32>(0u, 1u, 2u, 3u);
+    let jb = ja + vec4<u32>(4u);
+    let jca = min(ja, vec4<u32>(kend - 1u));
+    let jcb = min(jb, vec4<u32>(kend - 1u));
+    let oka = (ja < vec4<u32>(kend)) & (ja <= vec4<u32>(i)) & (vec4<i32>(seg[b * p.kv_stride + jca.x], seg[b * p.kv_stride + jca.y], seg[b * p.kv_stride + jca.z], seg[b * p.kv_stride + jca.w]) == vec4<i32>(sq)) & vec4<bool>(sq >= 0);
+    let okb = (jb < vec4<u32>(kend)) & (jb <= vec4<u32>(i)) & (vec4<i32>(seg[b * p.kv_stride + jcb.x], seg[b * p.kv_stride + jcb.y], seg[b * p.kv_stride + jcb.z], seg[b * p.kv_stride + jcb.w]) == vec4<i32>(sq)) & vec4<bool>(sq >= 0);
+    if (any(oka) || any(okb)) {
+      let o0 = row_at(b, p.kv_stride, jca.x, p.Hkv, hk);
+      let o1 = row_at(b, p.kv_stride, jca.y, p.Hkv, hk);
+      let o2 = row_at(b, p.kv_stride, jca.z, p.Hkv, hk);
+      let o3 = row_at(b, p.kv_stride, jca.w, p.Hkv, hk);
+      let o4 = row_at(b, p.kv_stride, jcb.x, p.Hkv, hk);
+      let o5 = row_at(b, p.kv_stride, jcb.y, p.Hkv, hk);
+      let o6 = row_at(b, p.kv_stride, jcb.z, p.Hkv, hk);
+      let o7 = row_at(b, p.kv_stride, jcb.w, p.Hkv, hk);
+      var sa = vec4<f32>(0.0);
+      var sb = vec4<f32>(0.0);
+      var dpa = vec4<f32>(0.0);
+      var dpb = vec4<f32>(0.0);
+      for (var d = 0u; d < HEAD_DIM; d++) {
+        let qd = vec4<f32>(qr[d]);
+        let dd = vec4<f32>(dor[d]);
+        sa = fma(vec4<f32>(k[o0 + d], k[o1 + d], k[o2 + d], k[o3 + d]), qd, sa);
+        sb = fma(vec4<f32>(k[o4 + d], k[o5 + d], k[o6 + d], k[o7 + d]), qd, sb);
+        dpa = fma(vec4<f32>(v[o0 + d], v[o1 + d], v[o2 + d], v[o3 + d]), dd, dpa);
+        dpb = fma(vec4<f32>(v[o4 + d], v[o5 + d], v[o6 + d], v[o7 + d]), dd, dpb);
+      }
+      let pa = select(vec4<f32>(0.0), exp(sa * p.scale - lse_i), oka);
+      let pb = select(vec4<f32>(0.0), exp(sb * p.scale - lse_i), okb);
+      let dsa = pa * (dpa - delta_i);
+      let dsb = pb * (dpb - delta_i);
+      for (var d = 0u; d < HEAD_DIM; d++) { acc[d] += dot(dsa, vec4<f32>(k[o0 + d], k[o1 + d], k[o2 + d], k[o3 + d])) + dot(dsb, vec4<f32>(k[o4 + d], k[o5 + d], k[o6 + d], k[o7 + d])); }
+    }
+  }
+
+  if (live) {
+    let o = row_at(b, p.Tq, i, p.Hq, h);
+    for (var d = 0u; d < HEAD_DIM; d++) { dq[o + d] = acc[d] * p.scale; }
+  }
+}
+
+// dk and dv, one key per invocation; for each query head of the group (in order), queries from
+// the workgroup's first key onwards, 8 at a time, in order. Grid: (ceil(T / ROWS), Hkv, B).
+@compute @workgroup_size(ROWS)
+fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
+  let b = wid.z;
+  let hk = wid.y;
+  let T = p.Tq;
+  let j = wid.x * ROWS + lid3.x;
+  let live = j < T;
+  let first = wid.x * ROWS;
+
+  var sk = -1;
+  var kr: array<f32, MAX_D>;
+  var vr: array<f32, MAX_D>;
+  var dka: array<f32, MAX_D>;
+  var dva: array<f32, MAX_D>;
+  if (live) {
+    sk = seg[b * p.kv_stride + j];
+    let o = row_at(b, p.kv_stride, j, p.Hkv, hk);
+    for (var d = 0u; d < HEAD_DIM; d++) {
+      kr[d] = k[o + d];
+      vr[d] = v[o + d];
+    }
+  }
+
+  for (var g = 0u; g < p.group; g++) {
+    let h = hk * p.group + g;
+    let r = (b * p.Hq + h) * T;
+    for (var i0 = first; i0 < T; i0 += 8u) {
+      let ia = vec4<u32>(i0) + vec4<u32>(0u, 1u, 2u, 3u);
+      let ib = ia + vec4<u32>(4u);
+      let ica = min(ia, vec4<u32>(T - 1u));
+      let icb = min(ib, vec4<u32>(T - 1u));
+      let oka = (ia < vec4<u32>(T)) & (ia >= vec4<u32>(j)) & (vec4<i32>(seg[b * p.kv_stride + ica.x], seg[b * p.kv_stride + ica.y], seg[b * p.kv_stride + ica.z], seg[b * p.kv_stride + ica.w]) == vec4<i32>(sk)) & vec4<bool>(sk >= 0);
+      let okb = (ib < vec4<u32>(T)) & (ib >= vec4<u32>(j)) & (vec4<i32>(seg[b * p.kv_stride + icb.x], seg[b * p.kv_stride + icb.y], seg[b * p.kv_stride + icb.z], seg[b * p.kv_stride + icb.w]) == vec4<i32>(sk)) & vec4<bool>(sk >= 0);
+      if (any(oka) || any(okb)) {
+        let o0 = row_at(b, T, ica.x, p.Hq, h);
+        let o1 = row_at(b, T, ica.y, p.Hq, h);
+        let o2 = row_at(b, T, ica.z, p.Hq, h);
+        let o3 = row_at(b, T, ica.w, p.Hq, h);
+        let o4 = row_at(b, T, icb.x, p.Hq, h);
+        let o5 = row_at(b, T, icb.y, p.Hq, h);
+        let o6 = row_at(b, T, icb.z, p.Hq, h);
+        let o7 = row_at(b, T, icb.w, p.Hq, h);
+        let lsea = vec4<f32>(lse_in[r + ica.x], lse_in[r + ica.y], lse_in[r + ica.z], lse_in[r + ica.w]);
+        let lseb = vec4<f32>(lse_in[r + icb.x], lse_in[r + icb.y], lse_in[r + icb.z], lse_in[r + icb.w]);
+        let dela = vec4<f32>(delta_in[r + ica.x], delta_in[r + ica.y], delta_in[r + ica.z], delta_in[r + ica.w]);
+        let delb = vec4<f32>(delta_in[r + icb.x], delta_in[r + icb.y], delta_in[r + icb.z], delta_in[r + icb.w]);
+        var sa = vec4<f32>(0.0);
+        var sb = vec4<f32>(0.0);
+        var dpa = vec4<f32>(0.0);
+        var dpb = vec4<f32>(0.0);
+        for (var d = 0u; d < HEAD_DIM; d++) {
+          let kd = vec4<f32>(kr[d]);
+          let vd = vec4<f32>(vr[d]);
+          sa = fma(vec4<f32>(q[o0 + d], q[o1 + d], q[o2 + d], q[o3 + d]), kd, sa);
+          sb = fma(vec4<f32>(q[o4 + d], q[o5 + d], q[o6 + d], q[o7 + d]), kd, sb);
+          dpa = fma(vec4<f32>(dout[o0 + d], dout[o1 + d], dout[o2 + d], dout[o3 + d]), vd, dpa);
+          dpb = fma(vec4<f32>(dout[o4 + d], dout[o5 + d], dout[o6 + d], dout[o7 + d]), vd, dpb);
+        }
+        let pa = select(vec4<f32>(0.0), exp(sa * p.scale - lsea), oka);
+        let pb = select(vec4<f32>(0.0), exp(sb * p.scale - lseb), okb);
+        let dsa = pa * (dpa - dela);
+        let dsb = pb * (dpb - delb);
+        for (var d = 0u; d < HEAD_DIM; d++) {
+          dva[d] += dot(pa, vec4<f32>(dout[o0 + d], dout[o1 + d], dout[o2 + d], dout[o3 + d])) + dot(pb, vec4<f32>(dout[o4 + d], dout[o5 + d], dout[o6 + d], dout[o7 + d]));
+          dka[d] += dot(dsa, vec4<f32>(q[o0 + d], q[o1 + d], q[o2 + d], q[o3 + d])) + dot(dsb, vec4<f32>(q[o4 + d], q[o5 + d], q[o6 + d], q[o7 + d]));
+        }
+      }
+    }
+  }
+
+  if (live) {
+    let o = row_at(b, T, j, p.Hkv, hk);
+    for (var d = 0u; d < HEAD_DIM; d++) {
+      dk[o + d] = dka[d] * p.scale;
+      dv[o + d] = dva[d];
+    }
+  }
+}
