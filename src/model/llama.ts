@@ -211,7 +211,7 @@ export class LlamaModel {
     return a;
   }
 
-  /** Sliding-window attention is not implemented: refuse sequences where it would matter. */
+  /** zpd-wgpu has no sliding-window attention: refuse sequences longer than the window. */
   private checkWindow(T: number): void {
     const w = this.cfg.slidingWindow;
     if (w !== null && T > w)
