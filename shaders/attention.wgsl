@@ -28,7 +28,7 @@
 // reads the private row once and updates 4 dot products held in a vec4 across the 4 rows (the
 // vec4 runs across rows, never along D), and the accumulating passes add dot(p4, 4 rows). A
 // masked pair inside a block gets p = 0 by select, never a branch; a block with no unmasked pair
-// is skipped. Measured on lavapipe (bench/attention-dev/, v1_base → v4_block4_rtd in one run, B1,
+// is skipped. Measured on lavapipe (bench/attention-dev/, v1_base → v4_block4_rtd, now this file, in one run, B1,
 // ROWS 32, TILE 32): T512 Hq16/4 D128 forward 735 → 508 ms, backward 2336 → 1571 ms (dq 959 →
 // 692, dk/dv 1266 → 943); T1024 Hq8/2 D64 forward 786 → 532 ms, backward 2285 → 1569 ms; each
 // pipeline compiles in under 1 s at head_dim 16, 64 and 128. Blocking by 8

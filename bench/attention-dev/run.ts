@@ -4,7 +4,7 @@
 // bit-identical reruns) before it is timed; prints compile time per pipeline (first dispatch,
 // wall) and forward / backward ms per size.
 //   npx esbuild bench/attention-dev/run.ts --bundle --platform=node --format=esm --packages=external \
-//     --outfile=dist/attention-dev.js && node dist/attention-dev.js [variants] [reps] [TxHqxHkvxD,…]
+//     --outfile=dist/attention-dev.js && node dist/attention-dev.js [variants, e.g. v1_base,current] [reps] [TxHqxHkvxD,…]
 //   env: ROWS, TILE (default 32, 32), COMPILE_D (head_dims to time compiles at), SPLIT=1 (dq, dkv alone)
 import { readFileSync } from 'node:fs';
 import { getGpu } from '../../src/gpu/device.js';
@@ -110,7 +110,9 @@ async function main() {
   const gpu = await getGpu();
   const reps = Number(rs);
   for (const name of vs.split(',')) {
-    const code = readFileSync(new URL(`../bench/attention-dev/${name}.wgsl`, import.meta.url), 'utf8');
+    // 'current' is the shipped kernel (the last variant that won, v4_block4_rtd, now lives there)
+    const file = name === 'current' ? '../shaders/attention.wgsl' : `../bench/attention-dev/${name}.wgsl`;
+    const code = readFileSync(new URL(file, import.meta.url), 'utf8');
     // Compile: each pipeline created and dispatched once on a tiny problem (wall), D 64 and 128.
     const compile: string[] = [];
     for (const D of (process.env.COMPILE_D ?? '16,64,128').split(',').map(Number)) {
