@@ -5,7 +5,7 @@
 import { getGpu } from '../src/gpu/device.js';
 import type { Gpu } from '../src/gpu/gpu.js';
 import { bytesSource, safetensorsBytes, SafetensorsFile } from '../src/io/safetensors.js';
-import { configFromJson, expectedTensors, type ModelConfig } from '../src/model/config.js';
+import { configFromJson, expectedTensors, type ModelConfig } from '../src/io/config.js';
 import type { ModelBatch } from '../src/model/llama.js';
 import { attachLora, modelFromStore } from '../src/model/load.js';
 import type { BenchOpts, BenchRow } from './main.js';

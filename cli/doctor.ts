@@ -1,7 +1,7 @@
 // zpd-wgpu doctor: what this machine's WebGPU adapter is and can do, plus a matmul self-test.
 import { parseArgs } from 'node:util';
 import { tunedGpu } from './gpu.js';
-import { matmulSelfTest } from '../src/gpu/selftest.js';
+import { matmulSelfTest } from './selftest.js';
 
 export const summary = 'show the WebGPU adapter, its features and limits, and a matmul self-test';
 export const usage = `Usage: zpd-wgpu doctor [--json]

@@ -39,6 +39,7 @@ const common = {
 const nodeExternal = ['webgpu', 'msgpackr', 'hyparquet', '@huggingface/jinja'];
 const jobs = [
   { entryPoints: ['src/index.ts'], outfile: 'dist/node/index.js', platform: 'node', external: nodeExternal },
+  { entryPoints: ['src/reference/index.ts'], outfile: 'dist/node/reference.js', platform: 'node', external: nodeExternal },
   { entryPoints: ['src/index.ts'], outfile: 'dist/browser/index.js', platform: 'browser', external: ['webgpu', 'node:*'] },
   { entryPoints: ['cli/main.ts'], outfile: 'dist/cli.js', platform: 'node', external: nodeExternal },
   { entryPoints: ['bench/main.ts'], outfile: 'dist/bench.js', platform: 'node', packages: 'external' },

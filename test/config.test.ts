@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FormatError } from '../src/errors.js';
 import { SafetensorsFile, bytesSource, openCheckpoint, safetensorsBytes, type TensorToWrite } from '../src/io/safetensors.js';
-import { MODEL_TYPES, checkTensors, expectedTensors, loadConfig, parseConfig, ropeInvFreq } from '../src/model/config.js';
+import { MODEL_TYPES, checkTensors, expectedTensors, loadConfig, parseConfig, ropeInvFreq } from '../src/io/config.js';
 import { expectClose } from './helpers/check.js';
 
 const FIX = join(__dirname, 'fixtures/models');

@@ -10,7 +10,7 @@ import { LimitError } from '../src/errors.js';
 import type { Gpu } from '../src/gpu/gpu.js';
 import { openCheckpoint, SafetensorsFile } from '../src/io/safetensors.js';
 import { loadAdapter } from '../src/io/peft.js';
-import { loadConfig } from '../src/model/config.js';
+import { loadConfig } from '../src/io/config.js';
 import { generate, type ModelBatch as Batch, type LlamaModel, type TrainOptions } from '../src/model/llama.js';
 import { attachLora, currentAdapter, loadModel, loadModelAdapter, modelFromStore, saveModelAdapter } from '../src/model/load.js';
 import { mergeAndSave } from '../src/model/merge.js';

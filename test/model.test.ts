@@ -8,7 +8,7 @@ import { SafetensorsFile } from '../src/io/safetensors.js';
 import { peftKey } from '../src/io/peft.js';
 import type { ModelBatch as Batch, LlamaModel } from '../src/model/llama.js';
 import { loadModel, loadModelAdapter } from '../src/model/load.js';
-import { LORA_MODULES } from '../src/model/lora.js';
+import { LORA_MODULES } from '../src/lora.js';
 import { expectClose } from './helpers/check.js';
 import { describeGpu } from './helpers/gpu.js';
 

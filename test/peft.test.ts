@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FormatError } from '../src/errors.js';
-import { initAdapter, initLora, loadAdapter, loraScaling, parseAdapterConfig, parsePeftKey, peftKey, readAdapter, saveAdapter } from '../src/io/peft.js';
+import { initAdapter, initLora, loadAdapter, parseAdapterConfig, parsePeftKey, peftKey, readAdapter, saveAdapter } from '../src/io/peft.js';
 import { SafetensorsFile, bytesSource, safetensorsBytes } from '../src/io/safetensors.js';
-import { loadConfig } from '../src/model/config.js';
-import { DEFAULT_LORA } from '../src/model/lora.js';
+import { loadConfig } from '../src/io/config.js';
+import { DEFAULT_LORA, loraScale } from '../src/lora.js';
 
 const FIX = join(__dirname, 'fixtures/models');
 let dir: string;
@@ -141,8 +141,8 @@ describe('PEFT adapter reading', () => {
   it('adapter_config: defaults, refusals and scaling', () => {
     const c = parseAdapterConfig(JSON.stringify({ peft_type: 'LORA', r: 16, lora_alpha: 32, target_modules: ['model.layers.0.self_attn.q_proj', 'v_proj'], use_rslora: true }));
     expect(c.targetModules).toEqual(['q_proj', 'v_proj']);
-    expect(loraScaling(c)).toBeCloseTo(32 / 4, 12);
-    expect(loraScaling({ r: 4, alpha: 8, useRslora: false })).toBe(2);
+    expect(loraScale(c)).toBeCloseTo(32 / 4, 12);
+    expect(loraScale({ r: 4, alpha: 8, useRslora: false })).toBe(2);
     expect(parseAdapterConfig(JSON.stringify({ peft_type: 'LORA', target_modules: 'all-linear' })).targetModules).toHaveLength(7);
     expect(parseAdapterConfig(JSON.stringify({ peft_type: 'LORA', target_modules: '.*(q|v)_proj' })).targetModules).toEqual(['q_proj', 'v_proj']);
     for (const [bad, key] of [

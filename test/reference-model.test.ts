@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadAdapter } from '../src/io/peft.js';
 import { SafetensorsFile, openCheckpoint } from '../src/io/safetensors.js';
-import { checkTensors, expectedTensors, loadConfig, type ModelConfig } from '../src/model/config.js';
+import { checkTensors, expectedTensors, loadConfig, type ModelConfig } from '../src/io/config.js';
 import { maskedLossRef, modelForwardRef, modelLossGradRef, tokenStatsRef, loadWeightsF64, type RefLora, type Weights } from '../src/reference/model.js';
 import { adamwRef } from '../src/reference/adamw.js';
-import { LORA_MODULES } from '../src/model/lora.js';
-import type { LoraModule } from '../src/model/lora.js';
+import { LORA_MODULES } from '../src/lora.js';
+import type { LoraModule } from '../src/lora.js';
 import { expectClose } from './helpers/check.js';
 
 const FIX = join(__dirname, 'fixtures/models');

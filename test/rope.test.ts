@@ -1,7 +1,7 @@
 import { expect, it } from 'vitest';
 import { FormatError } from '../src/errors.js';
 import { ropeForward } from '../src/kernels/rope.js';
-import { configFromJson, ropeInvFreq as invFreq64 } from '../src/model/config.js';
+import { configFromJson, ropeInvFreq as invFreq64 } from '../src/io/config.js';
 import { ropeRef } from '../src/reference/rope.js';
 import { checkOp, expectClose, randn } from './helpers/check.js';
 import { describeGpu } from './helpers/gpu.js';

@@ -11,10 +11,10 @@
 // `base_model.model.` prefix. The math: y = W x + scaling · B (A x), scaling = alpha / r, or
 // alpha / sqrt(r) with rsLoRA. PEFT's default init: A ~ kaiming_uniform_(a = sqrt(5)), i.e.
 // U(-1/sqrt(in), 1/sqrt(in)) since fan_in = in; B = 0.
-import { makeRng } from '../model/sample.js';
+import { makeRng } from '../rng.js';
 import { FormatError, UsageError } from '../errors.js';
-import { LORA_MODULES, loraScale, type LoraModule, type LoraOptions } from '../model/lora.js';
-import type { ModelConfig } from '../model/config.js';
+import { LORA_MODULES, type LoraModule, type LoraOptions } from '../lora.js';
+import type { ModelConfig } from './config.js';
 import { SafetensorsFile, serializeSafetensors, writeFileAtomic, type TensorStore } from './safetensors.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
@@ -48,11 +48,6 @@ const GROUP: Record<LoraModule, 'self_attn' | 'mlp'> = {
 /** The key PEFT's save_pretrained writes for one LoRA matrix. */
 export function peftKey(layer: number, module: LoraModule, which: 'A' | 'B'): string {
   return `base_model.model.model.layers.${layer}.${GROUP[module]}.${module}.lora_${which}.weight`;
-}
-
-/** scaling = alpha / r, or alpha / sqrt(r) with rsLoRA. */
-export function loraScaling(c: Pick<LoraOptions, 'r' | 'alpha' | 'useRslora'>): number {
-  return loraScale(c);
 }
 
 /** [in, out] features of `module` in a model of `cfg`. */

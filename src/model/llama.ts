@@ -26,9 +26,10 @@ import { lmHeadBackward, lmHeadForward } from '../kernels/lmhead.js';
 import { segmentMeans } from '../kernels/segment.js';
 import { gradNorm } from '../kernels/gradnorm.js';
 import { adamw } from '../kernels/adamw.js';
-import { ropeInvFreq, type ModelConfig } from './config.js';
-import { LORA_MODULES, type LoraModule, type LoraOptions } from './lora.js';
-import { makeRng, sampleToken, type SamplingOptions } from './sample.js';
+import { ropeInvFreq, type ModelConfig } from '../io/config.js';
+import { LORA_MODULES, type LoraModule, type LoraOptions } from '../lora.js';
+import { makeRng } from '../rng.js';
+import { sampleToken, type SamplingOptions } from './sample.js';
 
 /** A trainable tensor: its gradient and AdamW moments live beside it. */
 export interface Param {

@@ -6,9 +6,9 @@ import type { Gpu } from '../gpu/gpu.js';
 import { bf16BitsToF16Bits, f32ToF16Bits } from '../io/dtype.js';
 import { initAdapter, loadAdapter, loraFeatures, saveAdapter, type Adapter } from '../io/peft.js';
 import { openCheckpoint, type TensorStore } from '../io/safetensors.js';
-import { checkTensors, loadConfig, type ModelConfig } from './config.js';
+import { checkTensors, loadConfig, type ModelConfig } from '../io/config.js';
 import { LlamaModel, type Layer, type Linear, type Param, type Weight } from './llama.js';
-import { DEFAULT_LORA, LORA_MODULES, loraScale, type LoraModule, type LoraOptions } from './lora.js';
+import { DEFAULT_LORA, LORA_MODULES, loraScale, type LoraModule, type LoraOptions } from '../lora.js';
 
 export interface LoadOptions {
   /**

@@ -5,8 +5,8 @@
 import { UsageError } from '../errors.js';
 import type { Adapter } from '../io/peft.js';
 import { openCheckpoint, writeSafetensors, type Dtype, type TensorStore, type TensorToWrite } from '../io/safetensors.js';
-import { loadConfig } from './config.js';
-import { LORA_MODULES, loraScale } from './lora.js';
+import { loadConfig } from '../io/config.js';
+import { LORA_MODULES, loraScale } from '../lora.js';
 
 /** The files of a model folder, besides the weights, that a merged checkpoint keeps. */
 const KEEP = /^(config\.json|generation_config\.json|tokenizer.*\.json|special_tokens_map\.json|.*\.model|vocab\.json|merges\.txt)$/;

@@ -1,22 +1,10 @@
 // Choosing the next token from logits (V): greedy, temperature and nucleus (top-p) sampling,
-// with a seeded generator so that the same seed gives the same text.
+// with a seeded generator (src/rng.ts) so that the same seed gives the same text.
 
 export interface SamplingOptions {
   temperature: number; // 0: greedy
   topP: number; // 1: no nucleus cut
   seed: number;
-}
-
-/** xorshift-style 32-bit generator (mulberry32): small, seeded, reproducible. */
-export function makeRng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function argmax(x: ArrayLike<number>): number {

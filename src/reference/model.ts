@@ -16,8 +16,8 @@
 // to keys j ≤ t with mask[j] = 1 — Hugging Face's convention, so pad rows are defined too. With
 // segment ids (B, T; ≥ 0 a packed sequence, < 0 pad), query t attends to keys j ≤ t of its own
 // segment, positions restart at 0 in each segment, and a pad query attends to nothing (zeros).
-import { ropeInvFreq, type ModelConfig } from '../model/config.js';
-import { loraScale, type LoraModule } from '../model/lora.js';
+import { ropeInvFreq, type ModelConfig } from '../io/config.js';
+import { loraScale, type LoraModule } from '../lora.js';
 import type { TensorStore } from '../io/safetensors.js';
 
 export type Weights = Map<string, Float64Array>;

@@ -1,7 +1,7 @@
 // Shared test helpers: comparison against a float64 reference with `atol + |ref|·rtol`,
 // seeded random inputs, finite differences, and the GPU that every GPU test uses.
 import { expect } from 'vitest';
-import { makeRng } from '../../src/model/sample.js';
+import { makeRng } from '../../src/rng.js';
 
 export interface Tol {
   atol: number;

@@ -2,7 +2,7 @@
 // checkpoint must hold. Defaults are those of the transformers config classes where a key may be
 // absent (num_key_value_heads = num_attention_heads, rms_norm_eps 1e-6, rope_theta 10000, …).
 import { FormatError } from '../errors.js';
-import type { TensorStore } from '../io/safetensors.js';
+import type { TensorStore } from './safetensors.js';
 
 export const MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'qwen3'] as const;
 export type ModelType = (typeof MODEL_TYPES)[number];

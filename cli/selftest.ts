@@ -1,8 +1,8 @@
 // A short matmul self-test used by `zpd-wgpu doctor`: correctness against the CPU reference
 // on a small problem, then speed on a larger one.
-import { matmul } from '../kernels/matmul.js';
-import { matmulRef } from '../reference/matmul.js';
-import type { Gpu } from './gpu.js';
+import { matmul } from '../src/kernels/matmul.js';
+import { matmulRef } from '../src/reference/matmul.js';
+import type { Gpu } from '../src/gpu/gpu.js';
 
 function pseudoRandom(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
