@@ -3,11 +3,11 @@
 // allocated against the analytical need (weights + LoRA + AdamW state + the activations the
 // recompute policy keeps).
 import { getGpu } from '../src/gpu/device.js';
-import type { Gpu } from '../src/gpu/gpu.js';
 import { bytesSource, safetensorsBytes, SafetensorsFile } from '../src/io/safetensors.js';
 import { configFromJson, expectedTensors, type ModelConfig } from '../src/io/config.js';
 import type { ModelBatch } from '../src/model/llama.js';
 import { attachLora, modelFromStore } from '../src/model/load.js';
+import { WebGpuBackend } from '../src/train/step.js';
 import type { BenchOpts, BenchRow } from './main.js';
 
 export const title = 'Llama-shaped model on the GPU: LoRA train step and scoring pass (random weights)';
@@ -18,26 +18,6 @@ const CONFIG = {
   num_attention_heads: 4, num_key_value_heads: 2, head_dim: 64, vocab_size: 8192,
   rms_norm_eps: 1e-5, rope_theta: 500000, max_position_embeddings: 2048, tie_word_embeddings: true,
 };
-
-/** Count live and peak bytes of every buffer the device creates (wraps createBuffer/destroy). */
-function trackMemory(gpu: Gpu) {
-  const dev = gpu.device;
-  const create = dev.createBuffer.bind(dev);
-  const st = { live: 0, peak: 0 };
-  dev.createBuffer = (d: GPUBufferDescriptor) => {
-    const b = create(d);
-    st.live += d.size;
-    st.peak = Math.max(st.peak, st.live);
-    const destroy = b.destroy.bind(b);
-    let gone = false;
-    b.destroy = () => {
-      if (!gone) (st.live -= d.size), (gone = true);
-      destroy();
-    };
-    return b;
-  };
-  return st;
-}
 
 function randomBatch(B: number, T: number, V: number, seed: number): ModelBatch {
   const N = B * T;
@@ -70,7 +50,9 @@ function analytical(cfg: ModelConfig, r: number, B: number, T: number, recompute
 
 export async function run(o: BenchOpts): Promise<BenchRow[]> {
   const gpu = await getGpu();
-  const mem = trackMemory(gpu);
+  // bytes this bench adds to what the device already holds (gpu.memory counts every buffer)
+  const base = gpu.memory.live;
+  const mem = { get peak() { return gpu.memory.peak - base; } };
   const cfg = configFromJson(CONFIG);
   let seed = 1;
   const rnd = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5) * 0.1;
@@ -83,17 +65,18 @@ export async function run(o: BenchOpts): Promise<BenchRow[]> {
   const model = await modelFromStore(gpu, cfg, store, { weights: 'f32' });
   const r = 8;
   attachLora(model, { r, alpha: 16 }, 1);
+  const step = new WebGpuBackend(model);
   const [B, T] = o.quick ? [2, 64] : [4, 128];
   const batch = randomBatch(B, T, cfg.vocabSize, 7);
   const steps = o.quick ? 2 : 4;
   const rows: BenchRow[] = [];
   for (const recompute of [false, true]) {
     model.releaseActivations();
-    mem.peak = mem.live; // weights, LoRA and shared scratch stay; this policy's activations come on top
+    gpu.resetPeak(); // weights, LoRA and shared scratch stay; this policy's activations come on top
     model.recompute = recompute;
-    await model.trainStep([batch]); // warm-up: pipelines, buffers
+    await step.step([batch]); // warm-up: pipelines, buffers
     const t0 = performance.now();
-    for (let s = 0; s < steps; s++) await model.trainStep([batch]);
+    for (let s = 0; s < steps; s++) await step.step([batch]);
     const ms = (performance.now() - t0) / steps;
     const need = analytical(cfg, r, B, T, recompute);
     rows.push({

@@ -2,13 +2,14 @@
 // maximize off), with the gradient scaled by the clip factor of shaders/gradnorm.wgsl read from
 // the GPU (no read-back between the grad norm and the update):
 //
-//   g = grad · clip[1]                      (clip = [norm, scale]; scale 1 without HAS_CLIP)
+//   g = grad · clip[1]                      (clip = [norm, scale, bad, 0]; scale 1 without HAS_CLIP)
+//   nothing changes when clip[2] = 1        (a NaN/Inf gradient: the step is skipped)
 //   param ← param · (1 − lr·wd)             decoupled weight decay
 //   m ← m + (1 − β1)·(g − m)                torch's exp_avg.lerp_(grad, 1 − β1)
 //   v ← β2·v + (1 − β2)·g²
 //   param ← param − (lr / (1 − β1^t)) · m / (sqrt(v) / sqrt(1 − β2^t) + eps)
 //
-//   param, grad, m, v (n) f32; clip (2) f32
+//   param, grad, m, v (n) f32; clip (4) f32
 // The scalars that depend on the step t (1 − lr·wd, lr / (1 − β1^t), sqrt(1 − β2^t)) are computed
 // by the host in float64 (src/kernels/adamw.ts). Elementwise: WG elements per workgroup, on a
 // 2-D grid past 65535 workgroups.
@@ -43,7 +44,10 @@ fn adamw(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x + gid.y * p.row;
   if (i >= p.n) { return; }
   var g = grad[i];
-  if (HAS_CLIP) { g *= clip[1]; }
+  if (HAS_CLIP) {
+    if (clip[2] != 0.0) { return; }
+    g *= clip[1];
+  }
   let mi = m[i] + (1.0 - p.beta1) * (g - m[i]);
   let vi = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
   m[i] = mi;

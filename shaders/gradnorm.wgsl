@@ -3,7 +3,9 @@
 //
 //   norm  = sqrt(Σ_tensors Σ_i g_i²)
 //   scale = min(1, max_norm / (norm + 1e-6))
-//   out (2) f32 = [norm, scale]
+//   bad   = 1 when norm is NaN or ±Inf (some gradient is not finite), else 0; adamw.wgsl then
+//           leaves the parameters and moments as they are (the step is skipped)
+//   out (4) f32 = [norm, scale, bad, 0]
 //
 // Two stages, both in a fixed order (no atomics: bit-identical reruns):
 //   gradnorm_partial  one dispatch per tensor; workgroup w sums the squares of its block of
@@ -61,7 +63,11 @@ fn gradnorm_final(@builtin(local_invocation_index) lid: u32) {
   let total = workgroup_sum(lid, s);
   if (lid == 0u) {
     let norm = sqrt(total);
+    // NaN/Inf test on the bits: WGSL lets compilers assume floats are finite in comparisons
+    let bad = (bitcast<u32>(total) & 0x7f800000u) == 0x7f800000u;
     out[0] = norm;
     out[1] = min(1.0, p.max_norm / (norm + 1e-6));
+    out[2] = select(0.0, 1.0, bad);
+    out[3] = 0.0;
   }
 }

@@ -10,9 +10,9 @@ describeGpu('adamw and grad norm', (gpu) => {
 
   async function norm(grads: Float32Array[], maxNorm: number): Promise<Float32Array> {
     const bufs = grads.map((g) => gpu.buffer(g));
-    const out = gpu.buffer(8);
+    const out = gpu.buffer(16);
     gpu.submit((enc) => gradNorm(gpu, enc, { grads: grads.map((g, i) => ({ buffer: bufs[i], n: g.length })), out, maxNorm }));
-    const r = await gpu.readF32(out, 2);
+    const r = await gpu.readF32(out, 3);
     for (const b of [...bufs, out]) b.destroy();
     return r;
   }
@@ -58,7 +58,7 @@ describeGpu('adamw and grad norm', (gpu) => {
       return { n, p0, param: gpu.buffer(p0), grad: gpu.buffer(n * 4), m: gpu.buffer(n * 4), v: gpu.buffer(n * 4) };
     });
     const refs = bufs.map((b) => ({ param: Float64Array.from(b.p0), m: new Float64Array(b.n), v: new Float64Array(b.n) }));
-    const clip = gpu.buffer(8);
+    const clip = gpu.buffer(16);
     const h = { ...H, weightDecay: 0.01, beta2: 0.999 };
     const scales: number[] = [];
     for (let t = 1; t <= 10; t++) {
@@ -77,6 +77,29 @@ describeGpu('adamw and grad norm', (gpu) => {
       expectClose(`clipped adamw param ${i}`, await gpu.readF32(bufs[i].param, bufs[i].n), refs[i].param, { atol: 2e-6, rtol: 1e-5 });
       expectClose(`clipped adamw m ${i}`, await gpu.readF32(bufs[i].m, bufs[i].n), refs[i].m, { atol: 1e-7, rtol: 1e-5 });
     }
+  });
+
+  it('a NaN or Inf gradient is flagged by the grad norm and AdamW leaves param, m and v unchanged', async () => {
+    const n = 4097;
+    for (const poison of [NaN, Infinity, -Infinity]) {
+      const g = randn(n, 50);
+      g[4000] = poison;
+      const r = await norm([randn(10, 51), g], 1);
+      expect(r[2]).toBe(1);
+      expect(gradNormRef([g], 1)[2]).toBe(1);
+      const p0 = randn(n, 52), m0 = randn(n, 53), v0 = randn(n, 54, 0, 1);
+      const param = gpu.buffer(p0), grad = gpu.buffer(g), m = gpu.buffer(m0), v = gpu.buffer(v0), clip = gpu.buffer(16);
+      gpu.submit((enc) => {
+        gradNorm(gpu, enc, { grads: [{ buffer: grad, n }], out: clip, maxNorm: 1 });
+        adamw(gpu, enc, { param, grad, m, v, n, step: 3, clip, ...H });
+      });
+      expect(Buffer.from((await gpu.readF32(param, n)).buffer).equals(Buffer.from(p0.buffer))).toBe(true);
+      expect(Buffer.from((await gpu.readF32(m, n)).buffer).equals(Buffer.from(m0.buffer))).toBe(true);
+      expect(Buffer.from((await gpu.readF32(v, n)).buffer).equals(Buffer.from(v0.buffer))).toBe(true);
+      for (const b of [param, grad, m, v, clip]) b.destroy();
+    }
+    // finite gradients are not flagged, and the update happens
+    expect((await norm([randn(n, 55)], 1))[2]).toBe(0);
   });
 
   it('AdamW is bit-identical when run twice', async () => {

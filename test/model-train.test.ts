@@ -11,16 +11,17 @@ import type { Gpu } from '../src/gpu/gpu.js';
 import { openCheckpoint, SafetensorsFile } from '../src/io/safetensors.js';
 import { loadAdapter } from '../src/io/peft.js';
 import { loadConfig } from '../src/io/config.js';
-import { generate, type ModelBatch as Batch, type LlamaModel, type TrainOptions } from '../src/model/llama.js';
+import { generate, type ModelBatch as Batch, type LlamaModel } from '../src/model/llama.js';
+import type { AdamwOptions } from '../src/train/backend.js';
 import { attachLora, currentAdapter, loadModel, loadModelAdapter, modelFromStore, saveModelAdapter } from '../src/model/load.js';
 import { mergeAndSave } from '../src/model/merge.js';
 import { argmax } from '../src/model/sample.js';
 import { loadWeightsF64, maskedLossRef, modelForwardRef } from '../src/reference/model.js';
 import { expectClose } from './helpers/check.js';
-import { describeGpu } from './helpers/gpu.js';
+import { describeGpu, stepOf } from './helpers/gpu.js';
 
 const DIR = join(import.meta.dirname, 'fixtures', 'models', 'llama');
-const OPT: TrainOptions = { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, maxGradNorm: 1 };
+const OPT: AdamwOptions = { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, maxGradNorm: 1 };
 
 async function fixtureBatch(): Promise<Batch & { lossMask: Int32Array; mask: Int32Array }> {
   const exp = await SafetensorsFile.openPath(join(DIR, 'expected.safetensors'));
@@ -88,11 +89,11 @@ describeGpu('model training and inference paths', (gpu) => {
     const batch = await fixtureBatch();
     const a = await loadModel(gpu, DIR, { weights: 'f32' });
     await loadModelAdapter(a, join(DIR, 'lora_init'));
-    const ra = await a.trainStep([batch], OPT);
+    const ra = await stepOf(a).step([batch], OPT);
     const ga = await grads(a);
     const b = await loadModel(gpu, DIR, { weights: 'f32' });
     await loadModelAdapter(b, join(DIR, 'lora_init'));
-    const rb = await b.trainStep([row(batch, 0), row(batch, 1)], OPT);
+    const rb = await stepOf(b).step([row(batch, 0), row(batch, 1)], OPT);
     const gb = await grads(b);
     expect(rb.tokens).toBe(ra.tokens);
     expect(rb.loss).toBeCloseTo(ra.loss, 5);
@@ -106,7 +107,7 @@ describeGpu('model training and inference paths', (gpu) => {
       attachLora(m, { r: 4, alpha: 8, dropout: 0.1 }, 1234);
       m.recompute = recompute;
       const losses: number[] = [];
-      for (let s = 0; s < 3; s++) losses.push((await m.trainStep([batch], OPT)).loss);
+      for (let s = 0; s < 3; s++) losses.push((await stepOf(m).step([batch], OPT)).loss);
       return { losses, adapter: await currentAdapter(m) };
     };
     const x = await run(false), y = await run(false), z = await run(true);
@@ -124,16 +125,16 @@ describeGpu('model training and inference paths', (gpu) => {
       return m;
     };
     const a = await make(), seq: number[] = [];
-    for (let s = 0; s < 3; s++) seq.push((await a.trainStep([batch], OPT)).loss);
+    for (let s = 0; s < 3; s++) seq.push((await stepOf(a).step([batch], OPT)).loss);
     const b = await make();
-    const pending = [b.trainStep([batch], OPT), b.trainStep([batch], OPT), b.trainStep([batch], OPT)];
+    const pending = [stepOf(b).step([batch], OPT), stepOf(b).step([batch], OPT), stepOf(b).step([batch], OPT)];
     expect((await Promise.all(pending)).map((r) => r.loss)).toEqual(seq);
   });
 
   it('full fine-tuning: gradients of every kind of weight match finite differences of the float64 reference', async () => {
     const batch = await fixtureBatch();
     const model = await loadModel(gpu, DIR, { weights: 'f32', full: true });
-    await model.trainStep([batch], { ...OPT, lr: 0 });
+    await stepOf(model).step([batch], { ...OPT, lr: 0 });
     const cfg = await loadConfig(DIR);
     const store = await openCheckpoint(DIR);
     const weights = await loadWeightsF64(store, store.names());
@@ -171,7 +172,7 @@ describeGpu('model training and inference paths', (gpu) => {
     const batch = await fixtureBatch();
     const model = await loadModel(gpu, DIR, { weights: 'f32' });
     attachLora(model, { r: 4, alpha: 8, targetModules: ['q_proj', 'v_proj', 'down_proj'] }, 42);
-    for (let s = 0; s < 3; s++) await model.trainStep([batch], OPT);
+    for (let s = 0; s < 3; s++) await stepOf(model).step([batch], OPT);
     const out = mkdtempSync(join(tmpdir(), 'zpd-adapter-'));
     await saveModelAdapter(model, out, 'llama-fixture');
     // independent reader: the safetensors header is 8 bytes of length + JSON

@@ -10,7 +10,7 @@ import type { ModelBatch as Batch, LlamaModel } from '../src/model/llama.js';
 import { loadModel, loadModelAdapter } from '../src/model/load.js';
 import { LORA_MODULES } from '../src/lora.js';
 import { expectClose } from './helpers/check.js';
-import { describeGpu } from './helpers/gpu.js';
+import { describeGpu, stepOf } from './helpers/gpu.js';
 
 const FIX = join(import.meta.dirname, 'fixtures', 'models');
 
@@ -88,7 +88,7 @@ describeGpu('model parity with PyTorch fixtures', (gpu) => {
       const a = f.meta.adamw;
       const opt = { lr: a.lr, beta1: a.betas[0], beta2: a.betas[1], eps: a.eps, weightDecay: a.weight_decay, maxGradNorm: 0 };
       const losses: number[] = [];
-      losses.push((await model.trainStep([batch], opt)).loss);
+      losses.push((await stepOf(model).step([batch], opt)).loss);
       // gradients of step 1 (at lora_init) are still in the grad buffers
       for (let l = 0; l < model.layers.length; l++) {
         for (const m of LORA_MODULES) {
@@ -103,7 +103,7 @@ describeGpu('model parity with PyTorch fixtures', (gpu) => {
           }
         }
       }
-      for (let k = 1; k < 10; k++) losses.push((await model.trainStep([batch], opt)).loss);
+      for (let k = 1; k < 10; k++) losses.push((await stepOf(model).step([batch], opt)).loss);
       expectClose(`${name} ten AdamW losses`, losses, f.meta.losses, { atol: 1e-4, rtol: 1e-4 });
       // The tensors after ten updates. Adam divides each gradient by its own running RMS, so an
       // element whose gradient is small or changes sign amplifies f32 rounding (measured: the worst

@@ -22,10 +22,10 @@ function packed(N: number, S: number, seed: number): { segments: Int32Array; tar
 
 describeGpu('segment', (gpu) => {
   async function run(stats: Float32Array, segments: Int32Array, targets: Int32Array, N: number, S: number) {
-    const out = gpu.buffer(S * 16);
+    const out = gpu.buffer(S * 32);
     const b = [gpu.buffer(stats), gpu.buffer(segments), gpu.buffer(targets)];
     gpu.submit((enc) => segmentMeans(gpu, enc, { stats: b[0], segments: b[1], targets: b[2], out, N, S }));
-    const got = await gpu.readF32(out, S * 4);
+    const got = await gpu.readF32(out, S * 8);
     for (const x of [...b, out]) x.destroy();
     return got;
   }
@@ -37,7 +37,7 @@ describeGpu('segment', (gpu) => {
     const stats = randn(N * 4, 2, 0, 5);
     const got = await run(stats, segments, targets, N, S);
     expectClose('segment 45/7', got, segmentMeansRef({ stats, segments, targets, N, S }), TOL);
-    expect(Array.from(got.subarray(12, 16))).toEqual([0, 0, 0, 0]);
+    expect(Array.from(got.subarray(24, 32))).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
   });
 
   it('spans many workgroups and unsorted segment ids (5000 tokens, 37 samples)', async () => {
@@ -58,18 +58,18 @@ describeGpu('segment', (gpu) => {
     expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
   });
 
-  it('after the LM head in one submission: only S × 4 floats come back', async () => {
+  it('after the LM head in one submission: only S × 8 floats come back', async () => {
     const [N, C, V, S] = [60, 16, 500, 4];
     const { segments, targets } = packed(N, S, 7);
     for (let n = 0; n < N; n++) targets[n] = targets[n] < 0 ? -1 : targets[n] % V;
     const hidden = randn(N * C, 8), weight = randn(V * C, 9);
     const b = { hidden: gpu.buffer(hidden), weight: gpu.buffer(weight), targets: gpu.buffer(targets), segments: gpu.buffer(segments) };
-    const stats = gpu.buffer(N * 16), lse = gpu.buffer(N * 4), out = gpu.buffer(S * 16);
+    const stats = gpu.buffer(N * 16), lse = gpu.buffer(N * 4), out = gpu.buffer(S * 32);
     gpu.submit((enc) => {
       lmHeadForward(gpu, enc, { ...b, stats, lse, N, C, V, chunk: 128 });
       segmentMeans(gpu, enc, { stats, segments: b.segments, targets: b.targets, out, N, S });
     });
-    const got = await gpu.readF32(out, S * 4);
+    const got = await gpu.readF32(out, S * 8);
     const ref = segmentMeansRef({ stats: lmHeadForwardRef({ hidden, weight, targets, N, C, V }).stats, segments, targets, N, S });
     expectClose('lmhead → segment', got, ref, { atol: 2e-4, rtol: 2e-4 });
   });

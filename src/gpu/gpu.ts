@@ -31,6 +31,10 @@ export class Gpu {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly modules = new Map<string, GPUShaderModule>();
   private readonly uniforms = new Map<string, GPUBuffer>();
+  private readonly scratches = new Map<string, GPUBuffer>();
+  private retired: GPUBuffer[] = [];
+  /** Bytes of every GPU buffer this device holds now, and the most it held since resetPeak(). */
+  readonly memory = { live: 0, peak: 0 };
   private failure: Error | undefined;
   private listeners: Array<(e: Error) => void> = [];
 
@@ -53,6 +57,29 @@ export class Gpu {
     };
     this.features = new Set(device.features as unknown as Iterable<string>);
     this.limits = device.limits;
+    this.trackMemory();
+  }
+
+  /** Count the bytes of every buffer the device creates until it is destroyed. */
+  private trackMemory(): void {
+    const dev = this.device, mem = this.memory;
+    const create = dev.createBuffer.bind(dev);
+    dev.createBuffer = (d: GPUBufferDescriptor) => {
+      const b = create(d);
+      mem.live += d.size;
+      mem.peak = Math.max(mem.peak, mem.live);
+      const destroy = b.destroy.bind(b);
+      let gone = false;
+      b.destroy = () => {
+        if (!gone) (mem.live -= d.size), (gone = true);
+        destroy();
+      };
+      return b;
+    };
+  }
+
+  resetPeak(): void {
+    this.memory.peak = this.memory.live;
   }
 
   get hasF16(): boolean {
@@ -138,10 +165,46 @@ export class Gpu {
     buf = this.device.createBuffer({ size, usage: UNIFORM, mappedAtCreation: true });
     new Uint8Array(buf.getMappedRange()).set(bytes);
     buf.unmap();
-    // Bounded: the oldest entry is forgotten (not destroyed: an unsubmitted encoder may hold it).
-    if (this.uniforms.size >= UNIFORM_CACHE) this.uniforms.delete(this.uniforms.keys().next().value as string);
+    // Bounded: the oldest entry is retired (an encoder being built may still hold it).
+    if (this.uniforms.size >= UNIFORM_CACHE) {
+      const oldest = this.uniforms.keys().next().value as string;
+      this.retire(this.uniforms.get(oldest)!);
+      this.uniforms.delete(oldest);
+    }
     this.uniforms.set(key, buf);
     return buf;
+  }
+
+  /**
+   * A device buffer of at least `bytes`, named `name`, reused across calls (it grows, never
+   * shrinks). An op uses its scratch only within its own passes, so ops sharing one encoder may
+   * reuse names; an op must not hand a scratch to a later op. A smaller old buffer is retired:
+   * destroyed once the next submission has finished, since an encoder being built may use it.
+   */
+  scratch(name: string, bytes: number): GPUBuffer {
+    let b = this.scratches.get(name);
+    if (!b || b.size < bytes) {
+      if (b) this.retire(b);
+      this.scratches.set(name, (b = this.buffer(bytes, `scratch.${name}`)));
+    }
+    return b;
+  }
+
+  /** Destroy `buf` once the work of the next submission (finish/submit) has completed. */
+  retire(buf: GPUBuffer): void {
+    this.retired.push(buf);
+  }
+
+  /**
+   * Destroy the cached scratch and uniform buffers (they are made again when next needed).
+   * Call when no encoder is being built, e.g. after disposing a model.
+   */
+  async releaseCaches(): Promise<void> {
+    await this.device.queue.onSubmittedWorkDone();
+    for (const b of [...this.scratches.values(), ...this.uniforms.values(), ...this.retired]) b.destroy();
+    this.scratches.clear();
+    this.uniforms.clear();
+    this.retired = [];
   }
 
   write(buf: GPUBuffer, data: TypedArray, byteOffset = 0): void {
@@ -180,7 +243,16 @@ export class Gpu {
   submit(fn: (encoder: GPUCommandEncoder) => void): void {
     const encoder = this.device.createCommandEncoder();
     fn(encoder);
+    this.finish(encoder);
+  }
+
+  /** Submit `encoder`; buffers retired so far are destroyed when this work has completed. */
+  finish(encoder: GPUCommandEncoder): void {
     this.device.queue.submit([encoder.finish()]);
+    if (this.retired.length === 0) return;
+    const done = this.retired;
+    this.retired = [];
+    this.device.queue.onSubmittedWorkDone().then(() => done.forEach((b) => b.destroy()));
   }
 
   // ---- read-back -------------------------------------------------------------------------
@@ -205,7 +277,7 @@ export class Gpu {
     const staging = this.staging(bytes);
     const encoder = this.device.createCommandEncoder();
     encoder.copyBufferToBuffer(src, offset, staging, 0, Math.ceil(bytes / 4) * 4);
-    this.device.queue.submit([encoder.finish()]);
+    this.finish(encoder);
     return this.readStaging(staging, bytes);
   }
 
@@ -247,7 +319,7 @@ export class Gpu {
     fn(encoder);
     encoder.beginComputePass({ timestampWrites: { querySet: qs, endOfPassWriteIndex: 1 } }).end();
     encoder.resolveQuerySet(qs, 0, 2, resolve, 0);
-    this.device.queue.submit([encoder.finish()]);
+    this.finish(encoder);
     const t = new BigUint64Array(await this.readBytes(resolve, 16));
     qs.destroy();
     resolve.destroy();

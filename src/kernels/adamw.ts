@@ -1,5 +1,6 @@
 // Wrapper for shaders/adamw.wgsl: one torch.optim.AdamW step on f32 tensors.
-//   param, grad, m (exp_avg), v (exp_avg_sq): (n) f32; clip: (2) f32 [norm, scale] from gradNorm.
+//   param, grad, m (exp_avg), v (exp_avg_sq): (n) f32; clip: (4) f32 [norm, scale, bad, 0] from
+//   gradNorm (bad = 1: a non-finite gradient, the update is skipped).
 import shader from '../../shaders/adamw.wgsl';
 import { UsageError } from '../errors.js';
 import type { Gpu } from '../gpu/gpu.js';
@@ -20,11 +21,9 @@ export interface AdamwArgs {
   weightDecay?: number; // default 0.01, as torch.optim.AdamW
   /** 1-based step count t after this update (torch's state['step']). */
   step: number;
-  /** [norm, scale] from gradNorm: the gradient is multiplied by scale (clip[1]). */
+  /** [norm, scale, bad, 0] from gradNorm: the gradient is multiplied by scale; nothing changes when bad = 1. */
   clip?: GPUBuffer;
 }
-
-const dummies = new WeakMap<Gpu, GPUBuffer>();
 
 /** Encode one AdamW update of `param` (and its moments m, v) into `encoder`. */
 export function adamw(gpu: Gpu, encoder: GPUCommandEncoder, a: AdamwArgs): void {
@@ -35,11 +34,7 @@ export function adamw(gpu: Gpu, encoder: GPUCommandEncoder, a: AdamwArgs): void 
   const params = new ArrayBuffer(48);
   new Uint32Array(params, 0, 2).set([a.n, grid[0] * WG]);
   new Float32Array(params, 16, 6).set([beta1, beta2, eps, 1 - lr * wd, lr / (1 - beta1 ** step), Math.sqrt(1 - beta2 ** step)]);
-  let clip = a.clip;
-  if (!clip) {
-    clip = dummies.get(gpu);
-    if (!clip) dummies.set(gpu, (clip = gpu.buffer(16, 'adamw.dummy')));
-  }
+  const clip = a.clip ?? gpu.scratch('dummy', 16);
   const pipeline = gpu.pipeline(shader, 'adamw', { WG, HAS_CLIP: a.clip ? 1 : 0 });
   gpu.dispatch(encoder, pipeline, [gpu.uniform(params), a.param, a.grad, a.m, a.v, clip], grid);
 }

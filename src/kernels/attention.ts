@@ -6,7 +6,7 @@
 import shader from '../../shaders/attention.wgsl';
 import { LimitError, UsageError } from '../errors.js';
 import type { Gpu } from '../gpu/gpu.js';
-import { grid1d, scratch } from './elementwise.js';
+import { grid1d } from './elementwise.js';
 
 /** Rows per workgroup (one per invocation) and keys per online-softmax chunk (forward). */
 export interface AttentionTiles {
@@ -120,7 +120,7 @@ export function attentionBackward(gpu: Gpu, encoder: GPUCommandEncoder, a: Atten
   validate(s);
   const t = tilesFor(gpu, a.tiles);
   const u = () => gpu.uniform(params(s));
-  const delta = scratch(gpu, 'attention.delta', a.B * a.Hq * a.T * 4);
+  const delta = gpu.scratch('attention.delta', a.B * a.Hq * a.T * 4);
   const WG = 64;
   gpu.dispatch(encoder, gpu.pipeline(shader, 'attention_delta', { HEAD_DIM: a.D, WG }), [u(), a.out, a.dout, delta], grid1d(gpu, a.B * a.T * a.Hq, WG));
   const c = { HEAD_DIM: a.D, ROWS: t.ROWS, TILE: t.TILE };

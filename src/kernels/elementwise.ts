@@ -1,5 +1,5 @@
-// Wrappers for shaders/elementwise.wgsl (add, axpy, scale, sumRows), and two helpers the other
-// kernel wrappers share: a 2-D grid for long 1-D dispatches, and per-device scratch buffers.
+// Wrappers for shaders/elementwise.wgsl (add, axpy, scale, sumRows), and a helper the other
+// kernel wrappers share: a 2-D grid for long 1-D dispatches.
 import shader from '../../shaders/elementwise.wgsl';
 import type { Gpu } from '../gpu/gpu.js';
 
@@ -11,21 +11,6 @@ export function grid1d(gpu: Gpu, n: number, wg: number): [number, number] {
   const maxX = gpu.limits.maxComputeWorkgroupsPerDimension;
   if (groups <= maxX) return [groups, 1];
   return [maxX, Math.ceil(groups / maxX)];
-}
-
-const scratches = new WeakMap<Gpu, Map<string, GPUBuffer>>();
-/**
- * A device buffer of at least `bytes`, named `name`, reused across calls (it grows, never
- * shrinks). An op uses its scratch only within its own passes, so ops sharing one encoder may
- * reuse names; an op must not hand a scratch to a later op. A smaller old buffer is dropped,
- * not destroyed, since a not-yet-submitted encoder may still use it.
- */
-export function scratch(gpu: Gpu, name: string, bytes: number): GPUBuffer {
-  let m = scratches.get(gpu);
-  if (!m) scratches.set(gpu, (m = new Map()));
-  let b = m.get(name);
-  if (!b || b.size < bytes) m.set(name, (b = gpu.buffer(bytes, `scratch.${name}`)));
-  return b;
 }
 
 function params(n: number, C: number, alpha: number): ArrayBuffer {
@@ -69,7 +54,7 @@ export function sumRows(gpu: Gpu, encoder: GPUCommandEncoder, args: SumRowsArgs,
   const { N, C } = args;
   const chunks = Math.ceil(N / ROWS);
   const last = chunks <= 1;
-  const dst = last ? args.out : scratch(gpu, `sumRows.${level}`, chunks * C * 4);
+  const dst = last ? args.out : gpu.scratch(`sumRows.${level}`, chunks * C * 4);
   const pipeline = gpu.pipeline(shader, 'sum_rows', { WG, ROWS, ACCUMULATE: last && args.accumulate ? 1 : 0 });
   gpu.dispatch(encoder, pipeline, [gpu.uniform(params(N, C, 0)), args.inp, dst], [Math.ceil(C / WG), Math.max(1, chunks)]);
   if (!last) sumRows(gpu, encoder, { inp: dst, out: args.out, N: chunks, C, accumulate: args.accumulate }, level + 1);

@@ -3,7 +3,7 @@
 import shader from '../../shaders/embedding.wgsl';
 import { LimitError, UsageError } from '../errors.js';
 import type { Gpu } from '../gpu/gpu.js';
-import { grid1d, scratch } from './elementwise.js';
+import { grid1d } from './elementwise.js';
 import { withElementType } from './template.js';
 
 const WG = 256;
@@ -51,7 +51,7 @@ export function embeddingBackward(gpu: Gpu, encoder: GPUCommandEncoder, a: Embed
   const groups = Math.ceil(N / WG);
   if (groups > gpu.limits.maxComputeWorkgroupsPerDimension)
     throw new LimitError('embedding backward over N tokens', N, 'maxComputeWorkgroupsPerDimension × 256', gpu.limits.maxComputeWorkgroupsPerDimension * WG);
-  const links = a.links ?? scratch(gpu, 'embedding.links', 2 * N * 4);
+  const links = a.links ?? gpu.scratch('embedding.links', 2 * N * 4);
   if (!a.accumulate) encoder.clearBuffer(a.dweight, 0, V * C * 4);
   gpu.dispatch(encoder, gpu.pipeline(shader, 'embedding_link', { WG }), [gpu.uniform(params(N, C, V)), a.ids, links], [groups]);
   const p = gpu.pipeline(shader, 'embedding_backward', { WG, ACCUMULATE: a.accumulate ? 1 : 0 });

@@ -1,9 +1,10 @@
 // Wrapper for shaders/gradnorm.wgsl: global L2 norm over a list of gradient tensors, and the
-// clip factor, written to a 2-float GPU buffer that adamw() reads (no read-back needed).
-//   grads: each (n) f32; out (2) f32 = [norm, min(1, maxNorm / (norm + 1e-6))]
+// clip factor, written to a 4-float GPU buffer that adamw() reads (no read-back needed).
+//   grads: each (n) f32; out (4) f32 = [norm, min(1, maxNorm / (norm + 1e-6)), bad, 0], where
+//   bad = 1 when the norm is not finite (adamw() then skips the update)
 import shader from '../../shaders/gradnorm.wgsl';
 import type { Gpu } from '../gpu/gpu.js';
-import { grid1d, scratch } from './elementwise.js';
+import { grid1d } from './elementwise.js';
 
 const WG = 256;
 const PER = 16; // elements per invocation: blocks of WG·PER = 4096 elements per partial sum
@@ -20,7 +21,7 @@ export function gradNorm(gpu: Gpu, encoder: GPUCommandEncoder, a: GradNormArgs):
   const block = WG * PER;
   let total = 0;
   for (const g of a.grads) total += Math.ceil(g.n / block);
-  const partials = scratch(gpu, 'gradnorm.partials', Math.max(1, total) * 4);
+  const partials = gpu.scratch('gradnorm.partials', Math.max(1, total) * 4);
   const partial = gpu.pipeline(shader, 'gradnorm_partial', { WG, PER });
   let offset = 0;
   for (const g of a.grads) {

@@ -21,7 +21,7 @@
 import shader from '../../shaders/lmhead.wgsl';
 import { UsageError } from '../errors.js';
 import type { Gpu } from '../gpu/gpu.js';
-import { grid1d, scratch } from './elementwise.js';
+import { grid1d } from './elementwise.js';
 import { matmul } from './matmul.js';
 
 const WG = 256;
@@ -107,8 +107,8 @@ export function lmHeadForward(gpu: Gpu, encoder: GPUCommandEncoder, a: LmHeadFor
   const { N, V } = a;
   if (N === 0) return;
   const [ch, el] = chunkOf(gpu, a);
-  const logits = scratch(gpu, 'lmhead.logits', N * ch * 4);
-  const run = scratch(gpu, 'lmhead.run', N * RUN_FLOATS * 4);
+  const logits = gpu.scratch('lmhead.logits', N * ch * 4);
+  const run = gpu.scratch('lmhead.run', N * RUN_FLOATS * 4);
   const pipeline = gpu.pipeline(shader, 'lmhead_forward_chunk', { WG });
   for (let v0 = 0; v0 < V; v0 += ch) {
     const width = Math.min(ch, V - v0);
@@ -123,7 +123,7 @@ export function lmHeadBackward(gpu: Gpu, encoder: GPUCommandEncoder, a: LmHeadBa
   const { N, C, V } = a;
   if (N === 0) return;
   const [ch, el] = chunkOf(gpu, a);
-  const logits = scratch(gpu, 'lmhead.logits', N * ch * 4);
+  const logits = gpu.scratch('lmhead.logits', N * ch * 4);
   const pipeline = gpu.pipeline(shader, 'lmhead_backward_chunk', { WG });
   for (let v0 = 0; v0 < V; v0 += ch) {
     const width = Math.min(ch, V - v0);

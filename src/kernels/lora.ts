@@ -11,13 +11,13 @@
 //   dW (+)= dyᵀ · x            (full fine-tuning only)     db (+)= Σ_n dy[n, :]
 // Without A and B the layer is plain x·Wᵀ (+ bias) and its backward only dx, dW, db.
 //
-// Scratch (cached per device, see scratch() in ./elementwise.ts): 'lora.g' (N·r floats) for g,
+// Scratch (cached per device, see Gpu.scratch): 'lora.g' (N·r floats) for g,
 // and 'lora.nxin' (N·inF floats), used for the dropped x when the caller passes no `xd`, and
 // in the backward for s·g·A before the mask. Pass `g`/`nxin` to use buffers of your own.
 import shader from '../../shaders/lora.wgsl';
 import { UsageError } from '../errors.js';
 import type { Gpu } from '../gpu/gpu.js';
-import { grid1d, scratch, sumRows } from './elementwise.js';
+import { grid1d, sumRows } from './elementwise.js';
 import { matmul } from './matmul.js';
 
 const WG = 256;
@@ -101,7 +101,7 @@ export function loraForward(gpu: Gpu, encoder: GPUCommandEncoder, a: LoraForward
   if (!a.A || !a.B || !a.u) throw new UsageError('loraForward: give A, B and u together (or none of them for a plain linear)');
   let xin = a.x;
   if (p > 0) {
-    xin = a.xd ?? a.nxin ?? scratch(gpu, 'lora.nxin', N * inF * 4);
+    xin = a.xd ?? a.nxin ?? gpu.scratch('lora.nxin', N * inF * 4);
     loraDropout(gpu, encoder, { x: a.x, xd: xin, n: N * inF, p, seed: a.seed ?? 0 });
   }
   matmul(gpu, encoder, { a: xin, bm: a.A, out: a.u, M: N, N: r, K: inF, transB: true });
@@ -118,8 +118,8 @@ export function loraBackward(gpu: Gpu, encoder: GPUCommandEncoder, a: LoraBackwa
   if (a.db) sumRows(gpu, encoder, { inp: a.dy, out: a.db, N, C: outF, accumulate: acc });
   if (!a.A && !a.B) return;
   if (!a.A || !a.B || !a.u) throw new UsageError('loraBackward: give A, B and u together (or none of them for a plain linear)');
-  const g = a.g ?? scratch(gpu, 'lora.g', N * r * 4);
-  const nxin = a.nxin ?? scratch(gpu, 'lora.nxin', N * inF * 4);
+  const g = a.g ?? gpu.scratch('lora.g', N * r * 4);
+  const nxin = a.nxin ?? gpu.scratch('lora.nxin', N * inF * 4);
   matmul(gpu, encoder, { a: a.dy, bm: a.B, out: g, M: N, N: r, K: outF });
   if (a.dB) matmul(gpu, encoder, { a: a.dy, bm: a.u, out: a.dB, M: outF, N: r, K: N, transA: true, alpha: scale, accumulate: acc });
   if (a.dA) {

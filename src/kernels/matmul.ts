@@ -55,14 +55,6 @@ export function setMatmulTiles(gpu: Gpu, tiles: MatmulTiles): void {
 export function getMatmulTiles(gpu: Gpu): MatmulTiles {
   return tuned.get(gpu) ?? DEFAULT_TILES;
 }
-
-const dummies = new WeakMap<Gpu, GPUBuffer>();
-function dummy(gpu: Gpu): GPUBuffer {
-  let d = dummies.get(gpu);
-  if (!d) dummies.set(gpu, (d = gpu.buffer(16, 'matmul.dummy')));
-  return d;
-}
-
 let shaderF16: string | undefined;
 
 /** Encode one (batched) matmul into `encoder`. */
@@ -92,7 +84,7 @@ export function matmul(gpu: Gpu, encoder: GPUCommandEncoder, args: MatmulArgs): 
   gpu.dispatch(
     encoder,
     pipeline,
-    [gpu.uniform(params), args.a, args.bm, args.out, args.bias ?? dummy(gpu), vec4 ? args.a : dummy(gpu), vec4 ? args.bm : dummy(gpu)],
+    [gpu.uniform(params), args.a, args.bm, args.out, args.bias ?? gpu.scratch('dummy', 16), vec4 ? args.a : gpu.scratch('dummy', 16), vec4 ? args.bm : gpu.scratch('dummy', 16)],
     [Math.ceil(N / (t.WG_X * t.TN)), Math.ceil(M / (t.WG_Y * t.TM)), batch],
   );
 }

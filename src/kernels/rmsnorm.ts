@@ -2,7 +2,7 @@
 // row by row. Buffers: inp, out, dout, dinp (N, C); weight, dweight (C); rstd (N) — all f32.
 import shader from '../../shaders/rmsnorm.wgsl';
 import type { Gpu } from '../gpu/gpu.js';
-import { scratch, sumRows } from './elementwise.js';
+import { sumRows } from './elementwise.js';
 
 const ROWS = 64; // rows per chunk of the dweight reduction
 
@@ -66,7 +66,7 @@ export function rmsnormBackward(gpu: Gpu, encoder: GPUCommandEncoder, a: Rmsnorm
   if (!a.dweight) return;
   const chunks = Math.ceil(N / ROWS);
   const single = chunks <= 1;
-  const dst = single ? a.dweight : scratch(gpu, 'rmsnorm.partial', chunks * C * 4);
+  const dst = single ? a.dweight : gpu.scratch('rmsnorm.partial', chunks * C * 4);
   const pw = gpu.pipeline(shader, 'rmsnorm_dweight', { WG: 256, ROWS, ACCUMULATE: single && a.accumulateDweight ? 1 : 0 });
   gpu.dispatch(encoder, pw, [u(), a.inp, a.dout, a.rstd, dst], [Math.ceil(C / 256), Math.max(1, chunks)]);
   if (!single) sumRows(gpu, encoder, { inp: dst, out: a.dweight, N: chunks, C, accumulate: a.accumulateDweight });

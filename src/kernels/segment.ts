@@ -1,12 +1,16 @@
 // Wrapper for shaders/segment.wgsl: per-sample means of the per-token LM-head stats.
 //   stats (N, 4) f32 [nll, entropy, max-probability, hit]; segments (N) i32 sample id or -1;
-//   targets (N) i32 (-1 = token not counted); out (S, 4) f32 [mean nll, mean entropy,
-//   mean max-probability, token count]. Perplexity is exp(mean nll), on the host.
+//   targets (N) i32 (-1 = token not counted); out (S, 8) f32 [mean nll, mean entropy,
+//   mean max-probability, token accuracy, token count, 0, 0, 0]. Perplexity is exp(mean nll),
+//   on the host.
 import shader from '../../shaders/segment.wgsl';
 import type { Gpu } from '../gpu/gpu.js';
 import { grid1d } from './elementwise.js';
 
 const WG = 256;
+
+/** Floats per sample in `out`. */
+export const SEGMENT_FLOATS = 8;
 
 export interface SegmentMeansArgs {
   stats: GPUBuffer;

@@ -14,7 +14,7 @@
 // list in reverse; the residual stream's gradient `dres` (N, C) is accumulated in place.
 import type { Gpu } from '../gpu/gpu.js';
 import { UsageError } from '../errors.js';
-import { add, scratch } from '../kernels/elementwise.js';
+import { add } from '../kernels/elementwise.js';
 import { embeddingBackward, embeddingForward } from '../kernels/embedding.js';
 import { loraBackward, loraForward } from '../kernels/lora.js';
 import { matmul } from '../kernels/matmul.js';
@@ -23,9 +23,7 @@ import { ropeForward } from '../kernels/rope.js';
 import { swigluBackward, swigluForward } from '../kernels/swiglu.js';
 import { attentionBackward, attentionForward } from '../kernels/attention.js';
 import { lmHeadBackward, lmHeadForward } from '../kernels/lmhead.js';
-import { segmentMeans } from '../kernels/segment.js';
-import { gradNorm } from '../kernels/gradnorm.js';
-import { adamw } from '../kernels/adamw.js';
+import { SEGMENT_FLOATS, segmentMeans } from '../kernels/segment.js';
 import { ropeInvFreq, type ModelConfig } from '../io/config.js';
 import { LORA_MODULES, type LoraModule, type LoraOptions } from '../lora.js';
 import { makeRng } from '../rng.js';
@@ -81,30 +79,20 @@ export interface ModelBatch {
   positions: Int32Array; // (B·T) position within its sample
 }
 
+/** Per-sample means over the sample's loss tokens, from one forward pass. */
 export interface SampleStats {
-  nll: number; // mean NLL over the sample's loss tokens
+  nll: number; // mean NLL (perplexity = exp(nll))
   entropy: number; // mean predictive entropy
   confidence: number; // mean max-probability
+  accuracy: number; // share of loss tokens whose argmax is the target
   tokens: number;
 }
 
-export interface StepResult {
-  loss: number; // mean NLL over all loss tokens of the step
-  gradNorm: number; // before clipping
-  tokens: number; // loss tokens
-  samples: SampleStats[][]; // per micro-batch, per segment
+/** What encodeTrainStep leaves on the GPU per micro-batch: (S × SEGMENT_FLOATS) f32 stats. */
+export interface EncodedStats {
+  buf: GPUBuffer;
+  S: number;
 }
-
-export interface TrainOptions {
-  lr: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  maxGradNorm: number; // ≤ 0: no clipping
-}
-
-export const DEFAULT_TRAIN: TrainOptions = { lr: 2e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.0, maxGradNorm: 1.0 };
 
 /** A batch on the GPU: (B·T) i32 each, and the per-token gradient weight gscale (B·T) f32. */
 type Inputs = Record<'ids' | 'targets' | 'segments' | 'positions' | 'gscale', GPUBuffer>;
@@ -119,6 +107,7 @@ interface Acts {
 }
 
 const STATS = 4; // per-token [nll, entropy, maxprob, correct] (src/kernels/lmhead.ts)
+const MAX_SHAPES = 4; // activation sets kept (a length-bucketed curriculum makes many shapes)
 
 export class LlamaModel {
   readonly layers: Layer[];
@@ -126,9 +115,11 @@ export class LlamaModel {
   /** Activation recomputation: keep only each layer's input, recompute the rest in backward. */
   recompute = false;
   private invFreq: GPUBuffer;
-  private step = 0;
-  private actsCache = new Map<string, Acts[]>();
+  /** Dropout seed of the pass being encoded; 0 = no dropout (inference). */
+  private dropoutStep = 0;
+  private actsCache = new Map<string, Acts[]>(); // least recently used first
   private inputs = new Map<string, Inputs>();
+  private disposed = false;
 
   constructor(
     readonly gpu: Gpu,
@@ -150,7 +141,41 @@ export class LlamaModel {
   /** Set the LoRA options (attachLora does this and fills each Linear's A, B). */
   setLora(o: (LoraOptions & { scale: number }) | undefined): void {
     this.loraOpts = o;
-    this.actsCache.clear(); // the saved u = x·Aᵀ buffers depend on r
+    this.releaseActivations(); // the saved u = x·Aᵀ buffers depend on r
+  }
+
+  /** Remove every LoRA tensor from the model and give its GPU memory back. */
+  detachLora(): void {
+    for (const l of this.layers) {
+      for (const m of LORA_MODULES) {
+        const lin = l.lin[m];
+        for (const p of [lin.A, lin.B]) if (p) destroyParam(this.gpu, p);
+        delete lin.A, delete lin.B;
+      }
+    }
+  }
+
+  /** Give back every GPU buffer the model holds (weights, LoRA, optimizer moments, activations). */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.releaseActivations();
+    this.detachLora();
+    const seen = new Set<GPUBuffer>();
+    const weight = (w?: Weight) => {
+      if (!w || seen.has(w.buf)) return;
+      seen.add(w.buf);
+      if (w.param) destroyParam(this.gpu, w.param);
+      else this.gpu.retire(w.buf);
+    };
+    weight(this.embed);
+    for (const l of this.layers) {
+      [l.inputNorm, l.postNorm, l.qNorm, l.kNorm].forEach(weight);
+      for (const m of LORA_MODULES) [l.lin[m].W, l.lin[m].bias].forEach(weight);
+    }
+    weight(this.finalNorm);
+    weight(this.lmHead);
+    this.gpu.retire(this.invFreq);
   }
 
   /** All trainable tensors, in a fixed order (the order of the optimizer and the grad norm). */
@@ -202,14 +227,28 @@ export class LlamaModel {
     const shared = !training || this.recompute;
     const key = `${B}x${T}:${shared}`;
     let a = this.actsCache.get(key);
-    if (!a) {
+    if (a) {
+      this.actsCache.delete(key); // most recently used goes last
+    } else {
+      if (this.disposed) throw new UsageError('this model has been disposed');
       const N = B * T;
       const first = this.allocActs(N, B, T);
       a = [first];
       for (let l = 1; l <= this.layers.length; l++) a.push(this.allocActs(N, B, T, shared ? first : undefined));
-      this.actsCache.set(key, a);
+      if (this.actsCache.size >= MAX_SHAPES) {
+        const [oldest, list] = this.actsCache.entries().next().value as [string, Acts[]];
+        this.retireActs(list);
+        this.actsCache.delete(oldest);
+      }
     }
+    this.actsCache.set(key, a);
     return a;
+  }
+
+  private retireActs(list: Acts[]): void {
+    const seen = new Set<GPUBuffer>();
+    for (const a of list) for (const b of [...Object.values(a), ...Object.values(a.u)]) if (b && 'destroy' in b) seen.add(b as GPUBuffer);
+    for (const b of seen) this.gpu.retire(b);
   }
 
   /** zpd-wgpu has no sliding-window attention: refuse sequences longer than the window. */
@@ -221,13 +260,9 @@ export class LlamaModel {
 
   /** Free the cached activation and input buffers (they are made again on the next step). */
   releaseActivations(): void {
-    for (const list of this.actsCache.values()) {
-      const seen = new Set<GPUBuffer>();
-      for (const a of list) for (const b of [...Object.values(a), ...Object.values(a.u)]) if (b && 'destroy' in b && !seen.has(b as GPUBuffer)) seen.add(b as GPUBuffer);
-      for (const b of seen) b.destroy();
-    }
+    for (const list of this.actsCache.values()) this.retireActs(list);
     this.actsCache.clear();
-    for (const io of this.inputs.values()) for (const b of Object.values(io)) b.destroy();
+    for (const io of this.inputs.values()) for (const b of Object.values(io)) this.gpu.retire(b);
     this.inputs.clear();
   }
 
@@ -237,11 +272,18 @@ export class LlamaModel {
     this.checkWindow(batch.T);
     const key = `${slot}:${N}`;
     let b = this.inputs.get(key);
-    if (!b) {
+    if (b) {
+      this.inputs.delete(key); // most recently used goes last
+    } else {
       const i = (label: string) => this.gpu.buffer(N * 4, `input.${label}`);
       b = { ids: i('ids'), targets: i('targets'), segments: i('segments'), positions: i('positions'), gscale: i('gscale') };
-      this.inputs.set(key, b);
+      if (this.inputs.size >= 2 * MAX_SHAPES) {
+        const [oldest, io] = this.inputs.entries().next().value as [string, Inputs];
+        for (const x of Object.values(io)) this.gpu.retire(x);
+        this.inputs.delete(oldest);
+      }
     }
+    this.inputs.set(key, b);
     for (const k of ['ids', 'targets', 'segments', 'positions'] as const) this.gpu.write(b[k], batch[k]);
     return b;
   }
@@ -253,12 +295,13 @@ export class LlamaModel {
     loraForward(this.gpu, enc, {
       x, W: lin.W.buf, bias: lin.bias?.buf, A: lin.A?.buf, B: lin.B?.buf, y, u: lin.A ? u : undefined,
       N, inF: lin.inF, outF: lin.outF, r: lo?.r ?? 0, scale: lo?.scale ?? 0,
-      dropout: lin.A ? (lo?.dropout ?? 0) : 0, seed, weightF16: lin.W.f16,
+      dropout: lin.A && this.dropoutStep ? (lo?.dropout ?? 0) : 0, seed, weightF16: lin.W.f16,
     });
   }
 
+  /** Dropout seed of module m of layer l in the pass of optimizer step `dropoutStep`. */
   private dropoutSeed(layer: number, m: number): number {
-    return (Math.imul(this.step + 1, 0x9e3779b1) ^ Math.imul(layer * 8 + m + 1, 0x85ebca6b)) >>> 0;
+    return (Math.imul(this.dropoutStep + 1, 0x9e3779b1) ^ Math.imul(layer * 8 + m + 1, 0x85ebca6b)) >>> 0;
   }
 
   /** Layer l: a[l].x → a[l+1].x. `kv` given: generation with a KV cache. */
@@ -289,7 +332,7 @@ export class LlamaModel {
     } else {
       attentionForward(g, enc, { q: a.qr, k: a.kr, v: a.v, out: a.att, lse: a.lse, seg: io.segments, B, Tq: T, Tk: T, Hq, Hkv, D, scale });
     }
-    const tmp = scratch(g, 'llama.tmpC', N * C * 4);
+    const tmp = g.scratch('llama.tmpC', N * C * 4);
     this.linearForward(enc, L.lin.o_proj, a.att, tmp, a.u.o_proj, N, seed(3));
     add(g, enc, { a: a.x, b: tmp, out: a.xm, n: N * C });
     rmsnormForward(g, enc, { inp: a.xm, weight: L.postNorm.buf, out: a.xn2, rstd: a.rstd2, N, C, eps: c.rmsNormEps });
@@ -306,8 +349,8 @@ export class LlamaModel {
     embeddingForward(g, enc, { ids: io.ids, weight: this.embed.buf, out: acts[0].x, N, C: c.hiddenSize, V: c.vocabSize });
     for (let l = 0; l < this.layers.length; l++) this.layerForward(enc, l, acts[l], acts[l + 1].x, io, B, T, kv);
     const last = acts[this.layers.length];
-    const hidden = scratch(g, 'llama.hidden', N * c.hiddenSize * 4);
-    const rstd = scratch(g, 'llama.rstdF', N * 4);
+    const hidden = g.scratch('llama.hidden', N * c.hiddenSize * 4);
+    const rstd = g.scratch('llama.rstdF', N * 4);
     rmsnormForward(g, enc, { inp: last.x, weight: this.finalNorm.buf, out: hidden, rstd, N, C: c.hiddenSize, eps: c.rmsNormEps });
     return { hidden, rstd };
   }
@@ -320,7 +363,7 @@ export class LlamaModel {
       x, W: lin.W.buf, A: lin.A?.buf, B: lin.B?.buf, u: lin.A ? u : undefined, dy, dx,
       dA: lin.A?.grad, dB: lin.B?.grad, dW: lin.W.param?.grad, db: lin.bias?.param?.grad,
       N, inF: lin.inF, outF: lin.outF, r: lo?.r ?? 0, scale: lo?.scale ?? 0,
-      dropout: lin.A ? (lo?.dropout ?? 0) : 0, seed, accumulateDx, accumulateGrads: true, weightF16: lin.W.f16,
+      dropout: lin.A && this.dropoutStep ? (lo?.dropout ?? 0) : 0, seed, accumulateDx, accumulateGrads: true, weightF16: lin.W.f16,
     });
   }
 
@@ -329,7 +372,7 @@ export class LlamaModel {
     const g = this.gpu, c = this.cfg, L = this.layers[l];
     const N = B * T, C = c.hiddenSize, D = c.headDim, Hq = c.numHeads, Hkv = c.numKvHeads, I = c.intermediateSize;
     const seed = (m: number) => this.dropoutSeed(l, m);
-    const s = (name: string, n: number) => scratch(g, `llama.grad.${name}`, n * 4);
+    const s = (name: string, n: number) => g.scratch(`llama.grad.${name}`, n * 4);
     const dh = s('dh', N * I), dg = s('dg', N * I), dup = s('dup', N * I), dxn = s('dxn', N * C);
     const datt = s('datt', N * Hq * D), dq = s('dq', N * Hq * D), dk = s('dk', N * Hkv * D), dv = s('dv', N * Hkv * D);
     // x' = xm + down(h)
@@ -365,50 +408,42 @@ export class LlamaModel {
     });
   }
 
-  // ---- the training step ------------------------------------------------------------------
+  // ---- the training step's GPU work -------------------------------------------------------
 
   /**
-   * One optimizer step over `micro` micro-batches (gradient accumulation): forward, masked loss
-   * (the batches' targets), backward, grad norm + clipping, AdamW — one queue submission.
-   * Only the per-sample stats and the grad norm are read back, after the submit. All encoding
-   * and the submit happen before the first await, so a caller may start the next step before
-   * this one's promise resolves: the GPU then never waits for JavaScript between steps.
+   * Encode forward, masked loss (the batches' targets) and backward of `micro` micro-batches into
+   * `enc`: every Param's gradient accumulates the gradient of the mean NLL over all `lossTokens`
+   * loss tokens (the caller clears the gradients first and runs the optimizer after; see
+   * src/train/step.ts). `step` seeds LoRA dropout (the optimizer step, ≥ 1). Per micro-batch, the
+   * per-sample stats (S × SEGMENT_FLOATS) are left in a scratch buffer for the caller to copy.
    */
-  async trainStep(micro: ModelBatch[], opt: TrainOptions = DEFAULT_TRAIN): Promise<StepResult> {
-    const params = this.params();
-    if (params.length === 0) throw new UsageError('trainStep: nothing to train — attach LoRA (attachLora) or load with full fine-tuning');
+  encodeTrainStep(enc: GPUCommandEncoder, micro: ModelBatch[], o: { step: number; lossTokens: number }): EncodedStats[] {
     const g = this.gpu, c = this.cfg;
-    let lossTokens = 0;
-    for (const b of micro) for (const t of b.targets) if (t >= 0) lossTokens++;
-    if (lossTokens === 0) throw new UsageError('trainStep: the batch has no loss tokens (every target is −1)');
-    this.step++;
-
-    const enc = g.device.createCommandEncoder({ label: `train step ${this.step}` });
-    for (const p of params) enc.clearBuffer(p.grad);
-    const statsOut: { buf: GPUBuffer; S: number }[] = [];
+    this.dropoutStep = o.step;
+    const statsOut: EncodedStats[] = [];
     micro.forEach((batch, i) => {
       const { B, T } = batch;
       const N = B * T;
       const io = this.upload(batch, i);
       // mean over all loss tokens of the step: every loss token weighs 1/lossTokens
       const gs = new Float32Array(N);
-      for (let t = 0; t < N; t++) gs[t] = batch.targets[t] >= 0 ? 1 / lossTokens : 0;
+      for (let t = 0; t < N; t++) gs[t] = batch.targets[t] >= 0 ? 1 / o.lossTokens : 0;
       g.write(io.gscale, gs);
       const acts = this.acts(B, T, true);
       const { hidden, rstd } = this.forward(enc, acts, io, B, T);
-      const stats = scratch(g, 'llama.stats', N * STATS * 4), lse = scratch(g, 'llama.lse', N * 4);
+      const stats = g.scratch('llama.stats', N * STATS * 4), lse = g.scratch('llama.lse', N * 4);
       lmHeadForward(g, enc, { hidden, weight: this.lmHead.buf, targets: io.targets, stats, lse, N, C: c.hiddenSize, V: c.vocabSize, weightF16: this.lmHead.f16 });
       const S = numSegments(batch);
-      const out = scratch(g, `llama.samples.${i}`, S * STATS * 4);
+      const out = g.scratch(`llama.samples.${i}`, S * SEGMENT_FLOATS * 4);
       segmentMeans(g, enc, { stats, segments: io.segments, targets: io.targets, out, N, S });
       statsOut.push({ buf: out, S });
       // backward: LM head → final norm → layers in reverse → embedding (full fine-tuning)
-      const dhidden = scratch(g, 'llama.dhidden', N * c.hiddenSize * 4);
+      const dhidden = g.scratch('llama.dhidden', N * c.hiddenSize * 4);
       lmHeadBackward(g, enc, {
         hidden, weight: this.lmHead.buf, targets: io.targets, lse, gscale: io.gscale, dhidden,
         dweight: this.lmHead.param?.grad, accumulateDweight: true, N, C: c.hiddenSize, V: c.vocabSize, weightF16: this.lmHead.f16,
       });
-      const dres = scratch(g, 'llama.dres', N * c.hiddenSize * 4);
+      const dres = g.scratch('llama.dres', N * c.hiddenSize * 4);
       const lastX = acts[this.layers.length].x;
       rmsnormBackward(g, enc, {
         inp: lastX, weight: this.finalNorm.buf, rstd, dout: dhidden, dinp: dres, N, C: c.hiddenSize,
@@ -420,56 +455,36 @@ export class LlamaModel {
       }
       if (this.embed.param) embeddingBackward(g, enc, { ids: io.ids, dout: dres, dweight: this.embed.param.grad, N, C: c.hiddenSize, V: c.vocabSize, accumulate: true });
     });
-    const norm = scratch(g, 'llama.gradnorm', 8);
-    gradNorm(g, enc, { grads: params.map((p) => ({ buffer: p.grad, n: p.n })), out: norm, maxNorm: opt.maxGradNorm > 0 ? opt.maxGradNorm : Infinity });
-    for (const p of params) {
-      adamw(g, enc, {
-        param: p.buf, grad: p.grad, m: p.m, v: p.v, n: p.n, lr: opt.lr, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps,
-        weightDecay: p.decay ? opt.weightDecay : 0, step: this.step, clip: norm,
-      });
-    }
-    // scalars to read back: copied into one small buffer inside the same submission
-    const totalS = statsOut.reduce((s, o) => s + o.S, 0);
-    const readback = g.staging((2 + totalS * STATS) * 4, 'step.readback');
-    enc.copyBufferToBuffer(norm, 0, readback, 0, 8);
-    let off = 8;
-    for (const o of statsOut) {
-      enc.copyBufferToBuffer(o.buf, 0, readback, off, o.S * STATS * 4);
-      off += o.S * STATS * 4;
-    }
-    g.device.queue.submit([enc.finish()]);
-    const r = new Float32Array(await g.readStaging(readback));
-    let pos = 2, sum = 0;
-    const samples = statsOut.map((o) => {
-      const list: SampleStats[] = [];
-      for (let s = 0; s < o.S; s++, pos += STATS) {
-        const st = { nll: r[pos], entropy: r[pos + 1], confidence: r[pos + 2], tokens: r[pos + 3] };
-        sum += st.nll * st.tokens;
-        list.push(st);
-      }
-      return list;
-    });
-    return { loss: sum / lossTokens, gradNorm: r[0], tokens: lossTokens, samples };
+    this.dropoutStep = 0;
+    return statsOut;
   }
 
   // ---- scoring pass -----------------------------------------------------------------------
 
-  /** Forward only; per-sample [nll, entropy, confidence, tokens] for each segment of `batch`. */
-  async score(batch: ModelBatch): Promise<SampleStats[]> {
+  /** Encode a forward-only pass (no dropout) and the per-sample stats of `batch` into `out` (S × SEGMENT_FLOATS). */
+  encodeScore(enc: GPUCommandEncoder, batch: ModelBatch, out: GPUBuffer): number {
     const g = this.gpu, c = this.cfg, { B, T } = batch, N = B * T;
     const io = this.upload(batch, 0);
     const acts = this.acts(B, T, false);
     const S = numSegments(batch);
-    const out = g.buffer(S * STATS * 4, 'score.out');
-    const enc = g.device.createCommandEncoder({ label: 'score' });
     const { hidden } = this.forward(enc, acts, io, B, T);
-    const stats = scratch(g, 'llama.stats', N * STATS * 4), lse = scratch(g, 'llama.lse', N * 4);
+    const stats = g.scratch('llama.stats', N * STATS * 4), lse = g.scratch('llama.lse', N * 4);
     lmHeadForward(g, enc, { hidden, weight: this.lmHead.buf, targets: io.targets, stats, lse, N, C: c.hiddenSize, V: c.vocabSize, weightF16: this.lmHead.f16 });
     segmentMeans(g, enc, { stats, segments: io.segments, targets: io.targets, out, N, S });
-    g.device.queue.submit([enc.finish()]);
-    const r = await g.readF32(out);
-    out.destroy();
-    return Array.from({ length: S }, (_, s) => ({ nll: r[s * 4], entropy: r[s * 4 + 1], confidence: r[s * 4 + 2], tokens: r[s * 4 + 3] }));
+    return S;
+  }
+
+  /** Forward only; per-sample stats for each segment of `batch`. */
+  async score(batch: ModelBatch): Promise<SampleStats[]> {
+    const g = this.gpu;
+    const S = numSegments(batch);
+    const readback = g.staging(S * SEGMENT_FLOATS * 4, 'score.readback');
+    const out = g.scratch('llama.score', S * SEGMENT_FLOATS * 4);
+    const enc = g.device.createCommandEncoder({ label: 'score' });
+    this.encodeScore(enc, batch, out);
+    enc.copyBufferToBuffer(out, 0, readback, 0, S * SEGMENT_FLOATS * 4);
+    g.finish(enc);
+    return readSampleStats(new Float32Array(await g.readStaging(readback)), S);
   }
 
   /** Logits (B·T, V) for a batch — for parity tests and small evaluations; allocates N×V. */
@@ -481,7 +496,7 @@ export class LlamaModel {
     const enc = g.device.createCommandEncoder({ label: 'logits' });
     const { hidden } = this.forward(enc, acts, io, B, T);
     matmul(g, enc, { a: hidden, bm: this.lmHead.buf, out, M: N, N: c.vocabSize, K: c.hiddenSize, transB: true, bmF16: this.lmHead.f16 });
-    g.device.queue.submit([enc.finish()]);
+    g.finish(enc);
     const r = await g.readF32(out);
     out.destroy();
     return r;
@@ -493,7 +508,11 @@ export class LlamaModel {
   newKvCache(capacity: number): KvCache {
     const c = this.cfg, row = c.numKvHeads * c.headDim;
     const f = (label: string) => this.layers.map((_, l) => this.gpu.buffer(capacity * row * 4, `kv.${label}.${l}`));
-    return { k: f('k'), v: f('v'), len: 0, capacity, seg: this.gpu.buffer(new Int32Array(capacity), 'kv.seg') };
+    const kv: KvCache = {
+      k: f('k'), v: f('v'), len: 0, capacity, seg: this.gpu.buffer(new Int32Array(capacity), 'kv.seg'),
+      dispose: () => [...kv.k, ...kv.v, kv.seg].forEach((b) => this.gpu.retire(b)),
+    };
+    return kv;
   }
 
   /**
@@ -511,12 +530,12 @@ export class LlamaModel {
     const N = T;
     embeddingForward(g, enc, { ids: io.ids, weight: this.embed.buf, out: acts[0].x, N, C, V: c.vocabSize });
     for (let l = 0; l < this.layers.length; l++) this.layerForward(enc, l, acts[l], acts[l + 1].x, io, 1, T, kv);
-    const lastRow = scratch(g, 'decode.last', C * 4), hidden = scratch(g, 'decode.hidden', C * 4), rstd = scratch(g, 'decode.rstd', 16);
+    const lastRow = g.scratch('decode.last', C * 4), hidden = g.scratch('decode.hidden', C * 4), rstd = g.scratch('decode.rstd', 16);
     enc.copyBufferToBuffer(acts[this.layers.length].x, (T - 1) * C * 4, lastRow, 0, C * 4);
     rmsnormForward(g, enc, { inp: lastRow, weight: this.finalNorm.buf, out: hidden, rstd, N: 1, C, eps: c.rmsNormEps });
-    const logits = scratch(g, 'decode.logits', c.vocabSize * 4);
+    const logits = g.scratch('decode.logits', c.vocabSize * 4);
     matmul(g, enc, { a: hidden, bm: this.lmHead.buf, out: logits, M: 1, N: c.vocabSize, K: C, transB: true, bmF16: this.lmHead.f16 });
-    g.device.queue.submit([enc.finish()]);
+    g.finish(enc);
     kv.len += T;
     return g.readF32(logits, c.vocabSize);
   }
@@ -543,17 +562,21 @@ export async function generate(model: LlamaModel, prompt: ArrayLike<number>, o: 
   const sampling: SamplingOptions = { temperature: o.temperature ?? 0, topP: o.topP ?? 1, seed: o.seed ?? 0 };
   const rand = makeRng(sampling.seed);
   const kv = model.newKvCache(prompt.length + maxNew);
-  let logits = await model.decode(kv, Int32Array.from(prompt));
-  const out: number[] = [];
-  while (out.length < maxNew) {
-    const id = sampleToken(logits, sampling, rand);
-    if (stop.has(id)) break;
-    out.push(id);
-    o.onToken?.(id);
-    if (out.length === maxNew) break;
-    logits = await model.decode(kv, Int32Array.of(id));
+  try {
+    let logits = await model.decode(kv, Int32Array.from(prompt));
+    const out: number[] = [];
+    while (out.length < maxNew) {
+      const id = sampleToken(logits, sampling, rand);
+      if (stop.has(id)) break;
+      out.push(id);
+      o.onToken?.(id);
+      if (out.length === maxNew) break;
+      logits = await model.decode(kv, Int32Array.of(id));
+    }
+    return out;
+  } finally {
+    kv.dispose();
   }
-  return out;
 }
 
 export interface KvCache {
@@ -562,6 +585,20 @@ export interface KvCache {
   len: number;
   capacity: number;
   seg: GPUBuffer; // (capacity) i32 zeros: one sample
+  /** Give the cache's GPU memory back. */
+  dispose(): void;
+}
+
+/** The per-sample stats of a read-back (S × SEGMENT_FLOATS floats, from `offset`). */
+export function readSampleStats(r: Float32Array, S: number, offset = 0): SampleStats[] {
+  return Array.from({ length: S }, (_, s) => {
+    const o = offset + s * SEGMENT_FLOATS;
+    return { nll: r[o], entropy: r[o + 1], confidence: r[o + 2], accuracy: r[o + 3], tokens: r[o + 4] };
+  });
+}
+
+function destroyParam(gpu: Gpu, p: Param): void {
+  for (const b of [p.buf, p.grad, p.m, p.v]) gpu.retire(b);
 }
 
 /** Segments are numbered 0..S-1 within a batch; S = max + 1. */

@@ -116,8 +116,8 @@ export function attachLora(model: LlamaModel, lora: Partial<LoraOptions> = {}, s
     if (!LORA_MODULES.includes(m)) throw new UsageError(`LoRA target module '${m}' is not one of ${LORA_MODULES.join(', ')}`);
   if (!(Number.isInteger(o.r) && o.r > 0)) throw new UsageError(`LoRA rank r must be a positive integer, got ${o.r}`);
   const ad = adapter ?? initAdapter(model.cfg, o, seed);
+  model.detachLora(); // the tensors of an earlier adapter give their memory back
   model.setLora({ ...o, scale: loraScale(o) });
-  for (const l of model.layers) for (const m of LORA_MODULES) delete l.lin[m].A, delete l.lin[m].B;
   for (const w of ad.weights) {
     const lin = model.layers[w.layer]?.lin[w.module];
     if (!lin) throw new FormatError('adapter', `layer ${w.layer} ${w.module}`, `the model has ${model.layers.length} layers`);

@@ -31,10 +31,13 @@ export function adamwRef(s: AdamwRefState, grad: ArrayLike<number>, h: AdamwRefH
   }
 }
 
-/** [norm, scale]: the global L2 norm of all `grads` and min(1, maxNorm / (norm + 1e-6)). */
-export function gradNormRef(grads: ArrayLike<number>[], maxNorm: number): [number, number] {
+/**
+ * [norm, scale, bad]: the global L2 norm of all `grads`, min(1, maxNorm / (norm + 1e-6)), and 1
+ * when the sum of squares is not finite in float32 (a NaN/Inf gradient, or an overflow), else 0.
+ */
+export function gradNormRef(grads: ArrayLike<number>[], maxNorm: number): [number, number, number] {
   let s = 0;
   for (const g of grads) for (let i = 0; i < g.length; i++) s += g[i] * g[i];
   const norm = Math.sqrt(s);
-  return [norm, Math.min(1, maxNorm / (norm + 1e-6))];
+  return [norm, Math.min(1, maxNorm / (norm + 1e-6)), Number.isFinite(Math.fround(s)) ? 0 : 1];
 }

@@ -3,6 +3,8 @@
 import { describe } from 'vitest';
 import { getGpu } from '../../src/gpu/device.js';
 import type { Gpu } from '../../src/gpu/gpu.js';
+import type { LlamaModel } from '../../src/model/llama.js';
+import { WebGpuBackend } from '../../src/train/step.js';
 
 let probe: Promise<Gpu | null> | undefined;
 
@@ -21,4 +23,12 @@ const gpu = await testGpu();
 /** `describe` for tests that need the GPU; the callback receives it. */
 export function describeGpu(name: string, fn: (gpu: Gpu) => void): void {
   describe.skipIf(gpu === null)(name, () => fn(gpu as Gpu));
+}
+
+const backends = new WeakMap<LlamaModel, WebGpuBackend>();
+/** The training backend of `model` (one per model, so its optimizer step count carries on). */
+export function stepOf(model: LlamaModel): WebGpuBackend {
+  let b = backends.get(model);
+  if (!b) backends.set(model, (b = new WebGpuBackend(model)));
+  return b;
 }

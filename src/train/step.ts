@@ -1,0 +1,108 @@
+// The WebGPU training backend: the model's forward/backward (src/model/llama.ts) plus what the
+// optimizer owns — the step count, the global grad norm and clipping, AdamW, and the read-back —
+// in one command encoder and one queue submission per optimizer step. Only the grad norm and the
+// per-sample stats come back; all encoding and the submit happen before the first await, so a
+// caller may issue the next step before this one's promise resolves.
+import { UsageError } from '../errors.js';
+import type { Adapter } from '../io/peft.js';
+import { adamw } from '../kernels/adamw.js';
+import { gradNorm } from '../kernels/gradnorm.js';
+import { SEGMENT_FLOATS } from '../kernels/segment.js';
+import { readSampleStats, type LlamaModel, type ModelBatch, type SampleStats } from '../model/llama.js';
+import { currentAdapter } from '../model/load.js';
+import { DEFAULT_ADAMW, type AdamwOptions, type OptimizerState, type StepResult, type TrainBackend } from './backend.js';
+
+export class WebGpuBackend implements TrainBackend {
+  readonly name = 'webgpu';
+  /** AdamW's t: updates applied so far. */
+  t = 0;
+
+  constructor(readonly model: LlamaModel) {}
+
+  async step(micro: ModelBatch[], opt: AdamwOptions = DEFAULT_ADAMW): Promise<StepResult> {
+    const model = this.model, g = model.gpu;
+    const params = model.params();
+    if (params.length === 0) throw new UsageError('step: nothing to train — attach LoRA (attachLora) or load with full fine-tuning');
+    let lossTokens = 0;
+    for (const b of micro) for (const t of b.targets) if (t >= 0) lossTokens++;
+    if (lossTokens === 0) throw new UsageError('step: the batch has no loss tokens (every target is −1)');
+    const t = ++this.t;
+
+    const enc = g.device.createCommandEncoder({ label: `train step ${t}` });
+    for (const p of params) enc.clearBuffer(p.grad);
+    const statsOut = model.encodeTrainStep(enc, micro, { step: t, lossTokens });
+    const clip = g.scratch('step.clip', 16); // [norm, scale, bad, 0]
+    gradNorm(g, enc, { grads: params.map((p) => ({ buffer: p.grad, n: p.n })), out: clip, maxNorm: opt.maxGradNorm > 0 ? opt.maxGradNorm : Infinity });
+    for (const p of params) {
+      adamw(g, enc, {
+        param: p.buf, grad: p.grad, m: p.m, v: p.v, n: p.n, lr: opt.lr, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps,
+        weightDecay: p.decay ? opt.weightDecay : 0, step: t, clip,
+      });
+    }
+    // the scalars to read back, copied into one small buffer inside the same submission
+    const totalS = statsOut.reduce((s, o) => s + o.S, 0);
+    const readback = g.staging((4 + totalS * SEGMENT_FLOATS) * 4, 'step.readback');
+    enc.copyBufferToBuffer(clip, 0, readback, 0, 16);
+    let off = 16;
+    for (const o of statsOut) {
+      enc.copyBufferToBuffer(o.buf, 0, readback, off, o.S * SEGMENT_FLOATS * 4);
+      off += o.S * SEGMENT_FLOATS * 4;
+    }
+    g.finish(enc);
+    const r = new Float32Array(await g.readStaging(readback));
+    let pos = 4, sum = 0;
+    const samples = statsOut.map((o) => {
+      const list = readSampleStats(r, o.S, pos);
+      pos += o.S * SEGMENT_FLOATS;
+      for (const st of list) sum += st.nll * st.tokens;
+      return list;
+    });
+    const skipped = r[2] !== 0;
+    // the GPU left everything as it was; so does the step count, unless a later step was issued
+    if (skipped && this.t === t) this.t = t - 1;
+    return { loss: sum / lossTokens, gradNorm: r[0], tokens: lossTokens, samples, skipped };
+  }
+
+  score(batch: ModelBatch): Promise<SampleStats[]> {
+    return this.model.score(batch);
+  }
+
+  async saveState(): Promise<OptimizerState> {
+    const g = this.model.gpu;
+    const tensors = [];
+    for (const p of this.model.params()) {
+      tensors.push({ name: p.name, shape: [...p.shape], value: await g.readF32(p.buf, p.n), m: await g.readF32(p.m, p.n), v: await g.readF32(p.v, p.n) });
+    }
+    return { step: this.t, tensors };
+  }
+
+  async loadState(s: OptimizerState): Promise<void> {
+    const params = this.model.params();
+    if (s.tensors.length !== params.length) throw new UsageError(`optimizer state holds ${s.tensors.length} tensors but the model trains ${params.length}`);
+    params.forEach((p, i) => {
+      const t = s.tensors[i];
+      if (t.name !== p.name || t.value.length !== p.n || t.m.length !== p.n || t.v.length !== p.n)
+        throw new UsageError(`optimizer state tensor ${i} is '${t.name}' [${t.shape}], but the model's is '${p.name}' [${p.shape}]`);
+    });
+    const g = this.model.gpu;
+    params.forEach((p, i) => {
+      g.write(p.buf, s.tensors[i].value);
+      g.write(p.m, s.tensors[i].m);
+      g.write(p.v, s.tensors[i].v);
+    });
+    this.t = s.step;
+    await g.sync();
+  }
+
+  adapter(baseModelNameOrPath: string | null = null): Promise<Adapter> {
+    return currentAdapter(this.model, baseModelNameOrPath);
+  }
+
+  memory(): { live: number; peak: number } {
+    return { ...this.model.gpu.memory };
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+}
