@@ -90,6 +90,7 @@ describeGpu('model parity with PyTorch fixtures', (gpu) => {
       const losses: number[] = [];
       losses.push((await stepOf(model).step([batch], opt)).loss);
       // gradients of step 1 (at lora_init) are still in the grad buffers
+      let gradError = 0; // the largest |ours − PyTorch| over them
       for (let l = 0; l < model.layers.length; l++) {
         for (const m of LORA_MODULES) {
           const lin = model.layers[l].lin[m];
@@ -100,35 +101,39 @@ describeGpu('model parity with PyTorch fixtures', (gpu) => {
             for (const w of want) scale = Math.max(scale, Math.abs(w));
             const got = await gpu.readF32(p.grad, p.n);
             expectClose(`${name} grad ${key}`, got, want, { atol: 1e-4 * scale + 1e-7, rtol: 1e-3 });
+            for (let i = 0; i < p.n; i++) gradError = Math.max(gradError, Math.abs(got[i] - want[i]));
           }
         }
       }
       for (let k = 1; k < 10; k++) losses.push((await stepOf(model).step([batch], opt)).loss);
       expectClose(`${name} ten AdamW losses`, losses, f.meta.losses, { atol: 1e-4, rtol: 1e-4 });
-      // The tensors after ten updates. Adam divides each gradient by its own running RMS, so an
-      // element whose gradient is small or changes sign amplifies f32 rounding (measured: the worst
-      // elements of llama's down_proj B, ~3e-4 off, have gradients in the smallest 20%), and any
-      // change in a kernel's summation order moves them. So the check is on the whole tensor: the
-      // distance to PyTorch's result relative to how far the tensor moved, for every LoRA tensor.
-      // Measured: step-1 gradients agree to ~1e-6 (relative, all three models), yet llama's
-      // trajectory amplifies the rounding — its loss gap grows from 1e-5 to 1e-4 over the ten steps
-      // while qwen2's and qwen3's shrink — ending at 6e-3 against 7e-6 for the qwens. The bound
-      // is set per model from that measurement (the qwens' catches a missing weight decay).
-      let worst = 0;
+      // The tensors after ten updates, each compared as a whole: its distance to PyTorch's result
+      // relative to how far it moved. Adam's first update is lr·sign(g) for every element, so an
+      // element whose true gradient at the start is smaller than f32 rounding of the backward may
+      // step the wrong way by a full lr, and the trajectory follows. Measured on llama: layers.1
+      // gate_proj lora_A[49] has the PyTorch gradient −2.2e-9 and ours +1.9e-8 (the largest
+      // |ours − PyTorch| over the step-1 gradients is 2e-7); flipping that one sign in PyTorch's
+      // own float64 run (test/fixtures/adam_sign_flip.py) moves its result by 3.6e-3 of the
+      // movement, the order of the 8e-3 seen here. qwen2's and qwen3's smallest gradients (5e-6,
+      // 1e-6) lie far above the noise. So the bound is 1e-4 unless some start gradient is below
+      // the measured gradient error, and 2e-2 (the sign-flip regime) when one is.
+      let worst = 0, undecided = 0;
       for (let l = 0; l < model.layers.length; l++) {
         for (const m of LORA_MODULES) {
           for (const which of ['A', 'B'] as const) {
             const p = which === 'A' ? model.layers[l].lin[m].A! : model.layers[l].lin[m].B!;
             const key = peftKey(l, m, which);
             const got = await gpu.readF32(p.buf, p.n), want = await f.exp.readF64(`adamw10.${key}`), init = await f.exp.readF32(key);
+            for (const g of await f.exp.readF64(`grad.${key}`)) if (Math.abs(g) < gradError) undecided++;
             let err = 0, moved = 0;
             for (let i = 0; i < p.n; i++) (err += (got[i] - want[i]) ** 2), (moved += (want[i] - init[i]) ** 2);
             worst = Math.max(worst, Math.sqrt(err / moved));
           }
         }
       }
-      console.log(`${name}: after 10 AdamW steps, worst ‖ours − PyTorch‖ / ‖movement‖ over the LoRA tensors: ${worst.toExponential(2)}`);
-      expect(worst).toBeLessThan(name === 'llama' ? 2e-2 : 1e-4);
+      console.log(`${name}: after 10 AdamW steps, worst ‖ours − PyTorch‖ / ‖movement‖ over the LoRA tensors: ${worst.toExponential(2)}; start gradients within the f32 error (${gradError.toExponential(1)}) of zero: ${undecided}`);
+      expect(worst).toBeLessThan(undecided > 0 ? 2e-2 : 1e-4);
+      expect(undecided).toBe(name === 'llama' ? 1 : 0);
     });
   }
 });
