@@ -9,9 +9,12 @@ export interface Command {
 }
 
 const commands: Record<string, () => Promise<Command>> = {
-  doctor: () => import('./doctor.js'),
-  tokenize: () => import('./tokenize.js'),
+  train: () => import('./train.js'),
+  score: () => import('./score.js'),
+  eval: () => import('./eval.js'),
   generate: () => import('./generate.js'),
+  tokenize: () => import('./tokenize.js'),
+  doctor: () => import('./doctor.js'),
 };
 
 async function help(): Promise<string> {

@@ -36,7 +36,7 @@ const common = {
 };
 // Runtime dependencies stay imports in the Node build; the browser build bundles them,
 // except Dawn's Node addon, which a browser never loads (src/gpu/device.ts imports it lazily).
-const nodeExternal = ['webgpu', 'msgpackr', 'hyparquet', '@huggingface/jinja'];
+const nodeExternal = ['webgpu', 'msgpackr', 'hyparquet', '@huggingface/jinja', 'yaml'];
 const jobs = [
   { entryPoints: ['src/index.ts'], outfile: 'dist/node/index.js', platform: 'node', external: nodeExternal },
   { entryPoints: ['src/reference/index.ts'], outfile: 'dist/node/reference.js', platform: 'node', external: nodeExternal },

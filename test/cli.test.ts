@@ -1,27 +1,11 @@
 // The zpd-wgpu command as a user runs it (the built CLI, via cli/zpd-wgpu.mjs): doctor,
 // generate, and the errors a user sees. `npm test` builds dist/ before running vitest.
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { expect, it } from 'vitest';
+import { cli, cliEnv, root } from './helpers/cli.js';
 import { describeGpu } from './helpers/gpu.js';
 
-const root = join(import.meta.dirname, '..');
 const LLAMA = join(root, 'test', 'fixtures', 'models', 'llama');
-
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return cliEnv(process.env, ...args);
-}
-
-async function cliEnv(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [join(root, 'cli', 'zpd-wgpu.mjs'), ...args], { cwd: root, timeout: 120_000, env });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-}
 
 it('--help lists the commands; an unknown command exits 2 and says so', async () => {
   const h = await cli('--help');

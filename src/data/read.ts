@@ -16,6 +16,11 @@ export interface DataRecord {
   response: string;
   /** 1-based line (JSONL) or row (Parquet) in the file */
   line: number;
+  /** the assistant's reply as written, when `response` is its chat-template rendering (exact-match compares with it) */
+  answer?: string;
+  /** the record's `bucket` and `level` fields, when it has them (reports group by them) */
+  bucket?: string;
+  level?: number;
 }
 
 /** Renders chat messages; `addGenerationPrompt` ends the text where the assistant's reply starts. */
@@ -65,19 +70,19 @@ export function detectFormat(obj: Record<string, unknown>): DataFormat {
   throw new RecordError(`unknown record format (fields: ${Object.keys(obj).join(', ') || 'none'}); expected one of: ${Object.values(FORMAT_FIELDS).join('; ')}`);
 }
 
-function renderChat(messages: ChatMessage[], chat: ChatRenderer | undefined): { prompt: string; response: string } {
+function renderChat(messages: ChatMessage[], chat: ChatRenderer | undefined): { prompt: string; response: string; answer?: string } {
   if (!chat) throw new UsageError('chat records need a chat template: pass `chat` (e.g. from a Tokenizer with a chat_template)');
   const last = messages.length - 1;
   if (last < 0 || messages[last].role !== 'assistant') throw new RecordError('"messages" must end with an assistant message (the response to learn)');
   const prompt = chat(messages.slice(0, last), true);
   const full = chat(messages, false);
   // the response is what the full rendering adds after the prompt (content + end-of-turn tokens)
-  if (full.startsWith(prompt)) return { prompt, response: full.slice(prompt.length) };
+  if (full.startsWith(prompt)) return { prompt, response: full.slice(prompt.length), answer: messages[last].content };
   return { prompt, response: messages[last].content };
 }
 
 /** One parsed object → prompt and response text. Throws RecordError with what was wrong. */
-export function recordToText(obj: unknown, format: DataFormat | 'auto', chat?: ChatRenderer): { prompt: string; response: string } {
+export function recordToText(obj: unknown, format: DataFormat | 'auto', chat?: ChatRenderer): { prompt: string; response: string; answer?: string } {
   if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
     throw new RecordError(`expected a JSON object, found ${Array.isArray(obj) ? 'an array' : obj === null ? 'null' : typeof obj}`);
   }
@@ -114,6 +119,15 @@ export function recordToText(obj: unknown, format: DataFormat | 'auto', chat?: C
   }
 }
 
+/** The optional grouping fields a record may carry. */
+function groups(obj: unknown): Pick<DataRecord, 'bucket' | 'level'> {
+  const o = obj as Record<string, unknown>;
+  const out: Pick<DataRecord, 'bucket' | 'level'> = {};
+  if (typeof o.bucket === 'string') out.bucket = o.bucket;
+  if (typeof o.level === 'number' && Number.isFinite(o.level)) out.level = o.level;
+  return out;
+}
+
 /** Records from JSONL text; `file` names it in errors. Blank lines are ignored. */
 export function parseJsonl(text: string, file: string, opts: ReadDataOptions = {}): ReadDataResult {
   const out: ReadDataResult = { records: [], skipped: 0, problems: [] };
@@ -124,7 +138,7 @@ export function parseJsonl(text: string, file: string, opts: ReadDataOptions = {
     let obj: unknown;
     try {
       obj = JSON.parse(line);
-      out.records.push({ ...recordToText(obj, opts.format ?? 'auto', opts.chat), line: i + 1 });
+      out.records.push({ ...recordToText(obj, opts.format ?? 'auto', opts.chat), line: i + 1, ...groups(obj) });
     } catch (e) {
       if (!(e instanceof SyntaxError || e instanceof RecordError)) throw e;
       const problem = e instanceof SyntaxError ? `not valid JSON (${e.message})` : e.message;
@@ -143,7 +157,7 @@ export function rowsToRecords(rows: unknown[], file: string, opts: ReadDataOptio
   const out: ReadDataResult = { records: [], skipped: 0, problems: [] };
   rows.forEach((row, i) => {
     try {
-      out.records.push({ ...recordToText(row, opts.format ?? 'auto', opts.chat), line: i + 1 });
+      out.records.push({ ...recordToText(row, opts.format ?? 'auto', opts.chat), line: i + 1, ...groups(row) });
     } catch (e) {
       if (!(e instanceof RecordError)) throw e;
       if (!opts.skipBad) throw new FormatError(file, `row ${i + 1}`, e.message, 'fix the row, or skip bad rows (skipBad: true)');

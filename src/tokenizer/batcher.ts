@@ -34,7 +34,7 @@ export interface BatcherOptions {
   padId?: number;
   /** true: several samples per row (segments keep them apart); false: one sample per row, padded */
   pack?: boolean;
-  /** when a sample is longer than T: prompt tokens kept (from the head) at least; default floor(T/4) */
+  /** when a sample is longer than T: prompt tokens kept (from the head) at least; default floor(T/4) of the batch's T */
   minPromptTokens?: number;
 }
 
@@ -51,7 +51,7 @@ export class Batcher {
     if (!Number.isInteger(B) || B < 1 || !Number.isInteger(T) || T < 2) throw new UsageError(`batch shape must be B ≥ 1, T ≥ 2 integers (got B=${B}, T=${T})`);
     this.opts = {
       B, T, bos: opts.bos ?? null, eos: opts.eos ?? null, padId: opts.padId ?? 0, pack: opts.pack ?? true,
-      minPromptTokens: opts.minPromptTokens ?? Math.floor(T / 4),
+      minPromptTokens: opts.minPromptTokens ?? -1, // -1: floor(T/4) of each batch
     };
   }
 
@@ -69,9 +69,14 @@ export class Batcher {
     });
   }
 
-  /** Fill one batch from samples[0..]: returns the batch and how many samples it holds. */
-  pack(samples: BatchSample[]): PackResult {
-    const { B, T, bos, eos, padId, pack, minPromptTokens } = this.opts;
+  /**
+   * Fill one batch from samples[0..]: returns the batch and how many samples it holds. `shape`
+   * overrides the batcher's B and T for this batch (a length-bucketed batch).
+   */
+  pack(samples: BatchSample[], shape?: { B: number; T: number }): PackResult {
+    const { bos, eos, padId, pack, minPromptTokens } = this.opts;
+    const { B, T } = shape ?? this.opts;
+    if (shape && (!Number.isInteger(B) || B < 1 || !Number.isInteger(T) || T < 2)) throw new UsageError(`batch shape must be B ≥ 1, T ≥ 2 integers (got B=${B}, T=${T})`);
     const w = this.w;
     // only as many samples as can possibly fit: each takes ≥ 1 token of a row
     const n = Math.min(samples.length, pack ? B * T : B);
@@ -90,7 +95,8 @@ export class Batcher {
       toks.set(s.response, o);
       o += s.response.length;
     }
-    const placed = w.bt_pack(B, T, bos ?? -1, eos ?? -1, padId, pack ? 1 : 0, minPromptTokens, n, base, base + 8 * n);
+    const minPrompt = minPromptTokens >= 0 ? minPromptTokens : Math.floor(T / 4);
+    const placed = w.bt_pack(B, T, bos ?? -1, eos ?? -1, padId, pack ? 1 : 0, minPrompt, n, base, base + 8 * n);
     const out = w.bt_out();
     const bt = B * T;
     const buf = w.memory.buffer;

@@ -16,6 +16,9 @@ export class WebGpuBackend implements TrainBackend {
   readonly name = 'webgpu';
   /** AdamW's t: updates applied so far. */
   t = 0;
+  /** Fault injection for tests: the n-th calls of step() (1-based) get a NaN in their first gradient. */
+  nanSteps = new Set<number>();
+  private calls = 0;
 
   constructor(readonly model: LlamaModel) {}
 
@@ -27,10 +30,12 @@ export class WebGpuBackend implements TrainBackend {
     for (const b of micro) for (const t of b.targets) if (t >= 0) lossTokens++;
     if (lossTokens === 0) throw new UsageError('step: the batch has no loss tokens (every target is −1)');
     const t = ++this.t;
+    const poisoned = this.nanSteps.has(++this.calls);
 
     const enc = g.device.createCommandEncoder({ label: `train step ${t}` });
     for (const p of params) enc.clearBuffer(p.grad);
     const statsOut = model.encodeTrainStep(enc, micro, { step: t, lossTokens });
+    if (poisoned) enc.copyBufferToBuffer(g.scratch('step.nan', 16), 0, params[0].grad, 0, 4);
     const clip = g.scratch('step.clip', 16); // [norm, scale, bad, 0]
     gradNorm(g, enc, { grads: params.map((p) => ({ buffer: p.grad, n: p.n })), out: clip, maxNorm: opt.maxGradNorm > 0 ? opt.maxGradNorm : Infinity });
     for (const p of params) {
@@ -48,6 +53,7 @@ export class WebGpuBackend implements TrainBackend {
       enc.copyBufferToBuffer(o.buf, 0, readback, off, o.S * SEGMENT_FLOATS * 4);
       off += o.S * SEGMENT_FLOATS * 4;
     }
+    if (poisoned) g.write(g.scratch('step.nan', 16), Float32Array.of(NaN, NaN, NaN, NaN));
     g.finish(enc);
     const r = new Float32Array(await g.readStaging(readback));
     let pos = 4, sum = 0;
