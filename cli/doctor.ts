@@ -21,7 +21,7 @@ const SHOWN_LIMITS = [
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean' } } });
-  const { gpu, tiles, tilesFile } = await tunedGpu();
+  const { gpu, tiles, tilesFile, tilesFrom } = await tunedGpu();
   const limits: Record<string, number> = {};
   for (const k of SHOWN_LIMITS) limits[k] = (gpu.limits as unknown as Record<string, number>)[k];
   const self = await matmulSelfTest(gpu);
@@ -31,6 +31,7 @@ export async function run(argv: string[]): Promise<number> {
     limits,
     matmulGflops: self.gflops,
     matmulTiles: tiles,
+    matmulTilesFrom: tilesFrom,
     selfTest: { shape: self.shape, maxError: self.maxError, ok: self.ok, clock: self.clock },
   };
   gpu.destroy();
@@ -43,7 +44,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`features     ${report.features.join(', ') || '(none)'}`);
     console.log('limits');
     for (const [k, v] of Object.entries(limits)) console.log(`  ${k.padEnd(36)} ${v}`);
-    console.log(`matmul tiles ${tiles.WG_X}×${tiles.WG_Y} invocations of ${tiles.TM}×${tiles.TN} (autotuned; cached in ${tilesFile})`);
+    console.log(`matmul tiles ${tiles.WG_X}×${tiles.WG_Y} invocations of ${tiles.TM}×${tiles.TN} (${tilesFrom === 'cache' ? 'from the cache' : 'autotuned now'}; ${tilesFile ? `cache ${tilesFile}` : 'not cached: --no-cache'})`);
     console.log(
       `matmul       ${self.shape.join('×')} f32: ${self.gflops.toFixed(2)} GFLOP/s (${self.clock} clock), ` +
         `max |err| vs CPU reference ${self.maxError.toExponential(2)} — ${self.ok ? 'OK' : 'WRONG RESULTS'}`,

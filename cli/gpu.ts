@@ -2,16 +2,13 @@
 // adapter once and cached (src/io/cache.ts), so later runs start at once.
 import { getGpu } from '../src/gpu/device.js';
 import type { Gpu } from '../src/gpu/gpu.js';
-import { defaultCacheDir } from '../src/io/cache.js';
+import { cacheFile } from '../src/io/cache.js';
 import { autotuneMatmul, type MatmulTiles } from '../src/kernels/matmul.js';
 
-export async function tunedGpu(): Promise<{ gpu: Gpu; tiles: MatmulTiles; tilesFile: string }> {
-  const { mkdir } = await import('node:fs/promises');
-  const { join } = await import('node:path');
+export async function tunedGpu(): Promise<{ gpu: Gpu; tiles: MatmulTiles; tilesFile: string | null; tilesFrom: string }> {
   const gpu = await getGpu();
-  const dir = await defaultCacheDir();
-  await mkdir(dir, { recursive: true });
-  const tilesFile = join(dir, 'matmul-tiles.json');
-  const tiles = await autotuneMatmul(gpu, { cacheFile: tilesFile });
-  return { gpu, tiles, tilesFile };
+  const cache = await cacheFile('matmul-tiles.json');
+  let tilesFrom = '';
+  const tiles = await autotuneMatmul(gpu, { cache: cache ?? undefined, warn: (m) => console.error(`zpd-wgpu: warning: ${m}`), source: (s) => (tilesFrom = s) });
+  return { gpu, tiles, tilesFile: cache?.where ?? null, tilesFrom };
 }

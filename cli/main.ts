@@ -1,6 +1,7 @@
 // zpd-wgpu command dispatcher. Each command lives in cli/<name>.ts and exports
 // `summary` (one line), `usage` (its --help text) and `run(argv) → exit code`.
 import { ZpdError } from '../src/errors.js';
+import { setCacheEnabled } from '../src/io/cache.js';
 
 export interface Command {
   summary: string;
@@ -12,6 +13,7 @@ const commands: Record<string, () => Promise<Command>> = {
   train: () => import('./train.js'),
   score: () => import('./score.js'),
   eval: () => import('./eval.js'),
+  compare: () => import('./compare.js'),
   generate: () => import('./generate.js'),
   tokenize: () => import('./tokenize.js'),
   doctor: () => import('./doctor.js'),
@@ -24,12 +26,20 @@ async function help(): Promise<string> {
     '',
     'Usage: zpd-wgpu <command> [options]     (zpd-wgpu <command> --help for its options)',
     '',
+    'Caches (tokenizers, matmul tiles) live in the user cache folder (~/.cache/zpd-wgpu on Linux);',
+    'ZPD_WGPU_CACHE=DIR moves it, --no-cache turns it off.',
+    '',
     'Commands:',
     ...lines,
   ].join('\n');
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // --no-cache, before or after the command: nothing is read from or written to the cache folder
+  if (argv.includes('--no-cache') && argv[0] !== 'tokenize') {
+    setCacheEnabled(false);
+    argv = argv.filter((a) => a !== '--no-cache');
+  }
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     console.log(await help());

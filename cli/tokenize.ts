@@ -12,7 +12,7 @@ BOS/EOS). Without --text or --file, reads standard input. Each input line is enc
 
   --json          one object {"ids": [...]} per input line
   --no-special    do not add BOS/EOS
-  --cache-dir D   where the parsed tokenizer is cached (default: $ZPD_WGPU_CACHE or <tmpdir>/zpd-wgpu-cache)
+  --cache-dir D   where the parsed tokenizer is cached (default: $ZPD_WGPU_CACHE, else the user cache folder, e.g. ~/.cache/zpd-wgpu)
   --no-cache      parse tokenizer.json every time
 
 Without --json each line prints as: id<TAB>token, then the decoded text.`;

@@ -3,10 +3,11 @@
 //   src/index.ts           → dist/node/index.js         (the library for Node)
 //                          → dist/browser/index.js      (the library for browsers)
 //   cli/main.ts            → dist/cli.js                (the zpd-wgpu command)
-//   bench/main.ts          → dist/bench.js              (benchmarks)
+//   bench/main.ts          → dist/bench.js              (benchmarks; not in the package)
+//   src/**/*.ts            → dist/types/**/*.d.ts       (declarations, tsconfig.types.json)
 // Shaders (*.wgsl) and the wasm are inlined as strings/bytes (scripts/assets.mjs), so the
 // browser build needs no file access. Usage: node scripts/build.mjs [--wasm-only]
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,11 +38,33 @@ const common = {
 // Runtime dependencies stay imports in the Node build; the browser build bundles them,
 // except Dawn's Node addon, which a browser never loads (src/gpu/device.ts imports it lazily).
 const nodeExternal = ['webgpu', 'msgpackr', 'hyparquet', '@huggingface/jinja', 'yaml'];
+// The browser build swaps src/platform/node.ts (Node's built-ins) for src/platform/browser.ts.
+const browserPlatform = {
+  name: 'zpd-browser-platform',
+  setup(build) {
+    build.onResolve({ filter: /platform\/node\.js$/ }, () => ({ path: join(root, 'src', 'platform', 'browser.ts') }));
+  },
+};
 const jobs = [
   { entryPoints: ['src/index.ts'], outfile: 'dist/node/index.js', platform: 'node', external: nodeExternal },
   { entryPoints: ['src/reference/index.ts'], outfile: 'dist/node/reference.js', platform: 'node', external: nodeExternal },
-  { entryPoints: ['src/index.ts'], outfile: 'dist/browser/index.js', platform: 'browser', external: ['webgpu', 'node:*'] },
+  { entryPoints: ['src/index.ts'], outfile: 'dist/browser/index.js', platform: 'browser', external: ['webgpu'], plugins: [assetsPlugin, browserPlatform] },
   { entryPoints: ['cli/main.ts'], outfile: 'dist/cli.js', platform: 'node', external: nodeExternal },
   { entryPoints: ['bench/main.ts'], outfile: 'dist/bench.js', platform: 'node', packages: 'external' },
 ].filter((j) => existsSync(join(root, j.entryPoints[0])));
 await Promise.all(jobs.map((j) => esbuild.build({ ...common, ...j })));
+
+// TypeScript declarations for `import … from 'zpd-wgpu'`; the public types name WebGPU's
+const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+if (existsSync(tsc) && existsSync(join(root, 'tsconfig.types.json'))) {
+  rmSync(join(root, 'dist', 'types'), { recursive: true, force: true });
+  execFileSync(process.execPath, [tsc, '-p', 'tsconfig.types.json'], { cwd: root, stdio: 'inherit' });
+  for (const entry of ['index.d.ts', 'reference/index.d.ts']) {
+    const f = join(root, 'dist', 'types', entry);
+    writeFileSync(f, `/// <reference types="@webgpu/types" />\n${readFileSync(f, 'utf8')}`);
+  }
+}
+if (process.argv.includes('--sizes')) {
+  const sizes = (files) => files.map((f) => `${f} ${(statSync(join(root, f)).size / 1024).toFixed(0)} KiB`).join(', ');
+  console.log(`build: ${sizes(['dist/node/index.js', 'dist/browser/index.js', 'dist/cli.js'])}`);
+}

@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { autotuneMatmul, DEFAULT_TILES, getMatmulTiles, matmul, setMatmulTiles, TILE_CANDIDATES, type MatmulTiles } from '../src/kernels/matmul.js';
@@ -114,20 +114,46 @@ describeGpu('matmul', (gpu) => {
 
   it('autotuneMatmul picks one of its candidates, installs it, and caches it per adapter (memory and file)', async () => {
     const candidates: MatmulTiles[] = [{ WG_X: 16, WG_Y: 16, TM: 1, TN: 1 }, { WG_X: 8, WG_Y: 8, TM: 4, TN: 4 }];
-    const cacheFile = join(mkdtempSync(join(tmpdir(), 'zpd-autotune-')), 'tiles.json');
+    const file = join(mkdtempSync(join(tmpdir(), 'zpd-autotune-')), 'tiles.json');
+    const cache = { where: file, read: async () => (existsSync(file) ? readFileSync(file, 'utf8') : null), write: async (t: string) => writeFileSync(file, t) };
+    const warnings: string[] = [];
+    const from: string[] = [];
+    const opts = { sizes: [96], candidates, reps: 1, cache, warn: (m: string) => warnings.push(m), source: (s: string) => from.push(s) };
     try {
-      const best = await autotuneMatmul(gpu, { sizes: [96], candidates, reps: 1, cacheFile });
+      const best = await autotuneMatmul(gpu, opts);
       expect(candidates).toContainEqual(best);
       expect(getMatmulTiles(gpu)).toEqual(best);
-      const file = JSON.parse(readFileSync(cacheFile, 'utf8')) as Record<string, MatmulTiles>;
-      expect(Object.values(file)).toEqual([best]);
-      expect(Object.keys(file)[0]).toContain(gpu.info.description);
+      const saved = JSON.parse(readFileSync(file, 'utf8')) as Record<string, MatmulTiles>;
+      expect(Object.values(saved)).toEqual([best]);
+      const key = Object.keys(saved)[0];
+      expect(key).toContain(gpu.info.description);
       setMatmulTiles(gpu, DEFAULT_TILES);
-      expect(await autotuneMatmul(gpu, { sizes: [96], candidates, reps: 1, cacheFile })).toEqual(best); // from the cache
+      expect(await autotuneMatmul(gpu, { ...opts, sizes: [96] })).toEqual(best); // from memory
       const { got, ref } = await run({ M: 45, N: 65, K: 77, transB: true });
       expectClose('after autotune', got, ref, TOL);
+      // a valid entry in the file is used without timing; a corrupt file, and an entry the
+      // shader cannot run, are ignored with a warning, and the file rewritten
+      const keyOf = (n: number) => key.replace(/\|96$/, `|${n}`);
+      writeFileSync(file, JSON.stringify({ [keyOf(95)]: candidates[1] }));
+      expect(await autotuneMatmul(gpu, { ...opts, sizes: [95] })).toEqual(candidates[1]);
+      for (const [bad, n] of [['{"truncated', 97], [JSON.stringify({ [keyOf(98)]: { WG_X: 16, WG_Y: 16, TM: 16, TN: 16 } }), 98]] as const) {
+        writeFileSync(file, bad);
+        warnings.length = 0;
+        const t = await autotuneMatmul(gpu, { ...opts, sizes: [n] });
+        expect(candidates).toContainEqual(t);
+        expect(warnings.join('\n')).toMatch(/not a readable tile cache|not a shape the shader supports/);
+        expect(JSON.parse(readFileSync(file, 'utf8'))[keyOf(n)]).toEqual(t);
+      }
+      expect(from).toEqual(['timed', 'memory', 'cache', 'timed', 'timed']);
     } finally {
       setMatmulTiles(gpu, DEFAULT_TILES);
     }
+  });
+
+  it('setMatmulTiles and per-call tiles refuse shapes the shader cannot run (16×16 register tiles gave wrong results)', () => {
+    expect(() => setMatmulTiles(gpu, { WG_X: 8, WG_Y: 8, TM: 16, TN: 16 })).toThrow(/TM and TN must be at most the shader's MAX_T = 8/);
+    expect(() => setMatmulTiles(gpu, { WG_X: 64, WG_Y: 64, TM: 1, TN: 1 })).toThrow(/maxComputeInvocationsPerWorkgroup/);
+    expect(() => setMatmulTiles(gpu, { WG_X: 8, WG_Y: 0, TM: 1, TN: 1 })).toThrow(/WG_Y must be a positive integer/);
+    expect(getMatmulTiles(gpu)).toEqual(DEFAULT_TILES);
   });
 });

@@ -2,9 +2,10 @@
 // `bm` may be f16 (bmF16: a Uint16Array of IEEE half bits, see src/io/dtype.ts) where the
 // adapter has shader-f16: the frozen base weight of a linear layer. Accumulation is f32.
 import shader from '../../shaders/matmul.wgsl';
-import { UsageError } from '../errors.js';
+import { LimitError, UsageError } from '../errors.js';
 import type { Binding, Gpu } from '../gpu/gpu.js';
 import { withElementType } from './template.js';
+import type { TextCache } from '../io/cache.js';
 
 export interface MatmulTiles {
   WG_X: number;
@@ -17,7 +18,10 @@ export interface MatmulTiles {
  *  (2 cores) the sweep prefers 8×8 invocations of 8×8 (bench/results/lavapipe-2cores.txt). */
 export const DEFAULT_TILES: MatmulTiles = { WG_X: 8, WG_Y: 8, TM: 4, TN: 4 };
 
-/** The tile shapes the autotuner tries (TM, TN ≤ the shader's MAX_T = 8). */
+/** The register tile limit of shaders/matmul.wgsl (its `const MAX_T`), read from the shader. */
+export const MAX_T = Number(/const MAX_T = (\d+)u;/.exec(shader)?.[1] ?? NaN);
+
+/** The tile shapes the autotuner tries (TM, TN ≤ the shader's MAX_T). */
 export const TILE_CANDIDATES: MatmulTiles[] = [
   { WG_X: 8, WG_Y: 8, TM: 4, TN: 4 },
   { WG_X: 16, WG_Y: 16, TM: 4, TN: 4 },
@@ -50,7 +54,21 @@ export interface MatmulArgs {
 // Tile choices per Gpu, set by the autotuner (bench/ or doctor) or left at the default.
 const tuned = new WeakMap<Gpu, MatmulTiles>();
 export function setMatmulTiles(gpu: Gpu, tiles: MatmulTiles): void {
+  checkTiles(gpu, tiles);
   tuned.set(gpu, tiles);
+}
+
+/**
+ * Refuse a tile shape the shader cannot run correctly (TM or TN above its MAX_T: the register
+ * arrays would be overrun and the results silently wrong) or the device cannot launch.
+ */
+export function checkTiles(gpu: Gpu, t: MatmulTiles): void {
+  const bad = (why: string) => new UsageError(`matmul tiles ${JSON.stringify(t)}: ${why}`);
+  for (const k of ['WG_X', 'WG_Y', 'TM', 'TN'] as const) if (!Number.isInteger(t?.[k]) || t[k] < 1) throw bad(`${k} must be a positive integer`);
+  if (t.TM > MAX_T || t.TN > MAX_T) throw bad(`TM and TN must be at most the shader's MAX_T = ${MAX_T}`);
+  const L = gpu.limits;
+  if (t.WG_X > L.maxComputeWorkgroupSizeX || t.WG_Y > L.maxComputeWorkgroupSizeY || t.WG_X * t.WG_Y > L.maxComputeInvocationsPerWorkgroup)
+    throw new LimitError(`a matmul workgroup of ${t.WG_X}×${t.WG_Y}`, t.WG_X * t.WG_Y, 'maxComputeInvocationsPerWorkgroup (or maxComputeWorkgroupSizeX/Y)', L.maxComputeInvocationsPerWorkgroup);
 }
 export function getMatmulTiles(gpu: Gpu): MatmulTiles {
   return tuned.get(gpu) ?? DEFAULT_TILES;
@@ -62,6 +80,7 @@ export function matmul(gpu: Gpu, encoder: GPUCommandEncoder, args: MatmulArgs): 
   const { M, N, K } = args;
   const batch = args.batch ?? 1;
   const t = args.tiles ?? getMatmulTiles(gpu);
+  if (args.tiles) checkTiles(gpu, args.tiles);
   if (args.bmF16 && !gpu.hasF16)
     throw new UsageError("matmul: bmF16 needs the adapter feature 'shader-f16', which this device lacks; keep the weight in f32");
   const code = args.bmF16 ? (shaderF16 ??= withElementType(shader, 'f16')) : shader;
@@ -97,8 +116,12 @@ export interface AutotuneOptions {
   candidates?: MatmulTiles[];
   /** Timed repetitions per candidate and size (after one warm-up); default 3. */
   reps?: number;
-  /** Optional JSON file caching the choice per adapter (Node only). */
-  cacheFile?: string;
+  /** Where the choice per adapter is kept between runs (src/io/cache.ts cacheFile in Node). */
+  cache?: TextCache;
+  /** Told when the cache holds something unusable (it is then rewritten). */
+  warn?: (message: string) => void;
+  /** Told where the choice came from. */
+  source?: (from: 'memory' | 'cache' | 'timed') => void;
 }
 
 const memo = new Map<string, MatmulTiles>();
@@ -108,28 +131,54 @@ function adapterKey(gpu: Gpu): string {
   return `${i.vendor}|${i.architecture}|${i.device}|${i.description}|${i.backend}`;
 }
 
+/** One of `candidates`, field for field, and runnable here. */
+function isCandidate(gpu: Gpu, t: unknown, candidates: MatmulTiles[]): t is MatmulTiles {
+  if (typeof t !== 'object' || t === null || Object.keys(t).length !== 4) return false;
+  const x = t as MatmulTiles;
+  if (!candidates.some((c) => c.WG_X === x.WG_X && c.WG_Y === x.WG_Y && c.TM === x.TM && c.TN === x.TN)) return false;
+  try {
+    checkTiles(gpu, x);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Time the candidate tile shapes on this adapter (sum of the best-of-`reps` times over `sizes`),
  * install the fastest with setMatmulTiles, and remember it per adapter description: in memory,
- * and in `cacheFile` when given. A cached choice is installed without timing anything.
+ * and in `cache` when given. A cached choice is installed without timing anything — if it is one
+ * of the shapes the shader supports; a corrupt, foreign or unknown entry is ignored (with a
+ * warning) and the file rewritten.
  */
 export async function autotuneMatmul(gpu: Gpu, opts: AutotuneOptions = {}): Promise<MatmulTiles> {
   const key = adapterKey(gpu);
   const sizes = opts.sizes ?? [512];
   const cacheKey = `${key}|${sizes.join(',')}`;
   let best = memo.get(cacheKey);
-  let file: Record<string, MatmulTiles> = {};
-  if (!best && opts.cacheFile) {
-    const fs = await import('node:fs/promises');
-    try {
-      file = JSON.parse(await fs.readFile(opts.cacheFile, 'utf8')) as Record<string, MatmulTiles>;
-      best = file[cacheKey];
-    } catch {
-      file = {};
+  let from: 'memory' | 'cache' | 'timed' = 'memory';
+  let file: Record<string, unknown> = {};
+  if (!best && opts.cache) {
+    const text = await opts.cache.read();
+    if (text !== null) {
+      try {
+        const j = JSON.parse(text) as unknown;
+        if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new Error('not an object');
+        file = j as Record<string, unknown>;
+        const entry = file[cacheKey];
+        if (entry !== undefined && !isCandidate(gpu, entry, opts.candidates ?? TILE_CANDIDATES)) {
+          opts.warn?.(`${opts.cache.where}: the cached matmul tiles ${JSON.stringify(entry)} are not a shape the shader supports; tuning again`);
+          delete file[cacheKey];
+        } else if (entry) (best = entry as MatmulTiles), (from = 'cache');
+      } catch (e) {
+        opts.warn?.(`${opts.cache.where}: not a readable tile cache (${(e as Error).message}); it will be rewritten`);
+        file = {};
+      }
     }
   }
   if (!best) {
     const candidates = opts.candidates ?? TILE_CANDIDATES;
+    for (const c of candidates) checkTiles(gpu, c);
     const reps = opts.reps ?? 3;
     const total = new Array<number>(candidates.length).fill(0);
     for (const n of sizes) {
@@ -144,14 +193,13 @@ export async function autotuneMatmul(gpu: Gpu, opts: AutotuneOptions = {}): Prom
       a.destroy(); b.destroy(); out.destroy();
     }
     best = candidates[total.indexOf(Math.min(...total))];
-    if (opts.cacheFile) {
-      const fs = await import('node:fs/promises');
+    from = 'timed';
+    if (opts.cache) {
       file[cacheKey] = best;
-      const tmp = `${opts.cacheFile}.${process.pid}.tmp`;
-      await fs.writeFile(tmp, JSON.stringify(file, null, 2));
-      await fs.rename(tmp, opts.cacheFile);
+      await opts.cache.write(JSON.stringify(file, null, 2));
     }
   }
+  opts.source?.(from);
   memo.set(cacheKey, best);
   setMatmulTiles(gpu, best);
   return best;

@@ -2,12 +2,13 @@
 // never touches it). The compact form is cached with msgpackr, keyed by the tokenizer.json and
 // tokenizer_config.json paths, sizes and modification times, so a second load reads one small
 // binary file instead of parsing ~10 MB of JSON.
-//   default cache dir: $ZPD_WGPU_CACHE, else `${os.tmpdir()}/zpd-wgpu-cache`; `cacheDir: false` disables it
+//   default cache dir: the user cache folder (src/io/cache.ts); `cacheDir: false` disables it
 import { defaultCacheDir } from '../io/cache.js';
 import { pack, unpack } from 'msgpackr';
 import { FormatError, UsageError } from '../errors.js';
 import { COMPACT_VERSION, compactFromJSON, type CompactTokenizer } from './compact.js';
 import { Tokenizer } from './tokenizer.js';
+import { nodeCrypto, nodeFs, nodePath, pid } from '../platform/node.js';
 
 export interface LoadTokenizerOptions {
   /** where the compact form is cached; false: no cache */
@@ -22,7 +23,7 @@ export interface LoadInfo {
 
 /** Parse a JSON file, with a FormatError naming the file and the place when it is broken. */
 export async function readJsonFile(file: string): Promise<unknown> {
-  const { readFile } = await import('node:fs/promises');
+  const { readFile } = await nodeFs();
   const text = await readFile(file, 'utf8');
   try {
     return JSON.parse(text);
@@ -60,8 +61,8 @@ export function jsonErrorPlace(text: string, msg: string): string {
  */
 export async function loadTokenizer(path: string, opts: LoadTokenizerOptions = {}, info?: LoadInfo): Promise<Tokenizer> {
   const t0 = performance.now();
-  const fs = await import('node:fs/promises');
-  const { join, dirname, resolve } = await import('node:path');
+  const fs = await nodeFs();
+  const { join, dirname, resolve } = await nodePath();
   let file = resolve(path);
   const st = await fs.stat(file).catch(() => null);
   if (!st) throw new UsageError(`tokenizer not found: ${path} (give a tokenizer.json or a model folder)`);
@@ -72,9 +73,9 @@ export async function loadTokenizer(path: string, opts: LoadTokenizerOptions = {
   const cst = await fs.stat(cfgFile).catch(() => null);
 
   let cacheFile: string | null = null;
-  if (opts.cacheDir !== false) {
-    const { createHash } = await import('node:crypto');
-    const dir = opts.cacheDir ?? (await defaultCacheDir());
+  const dir = opts.cacheDir === false ? null : (opts.cacheDir ?? (await defaultCacheDir()));
+  if (dir !== null) {
+    const { createHash } = await nodeCrypto();
     const key = createHash('sha256')
       .update(JSON.stringify([COMPACT_VERSION, file, fst.size, fst.mtimeMs, cst ? [cfgFile, cst.size, cst.mtimeMs] : null]))
       .digest('hex').slice(0, 32);
@@ -99,7 +100,7 @@ export async function loadTokenizer(path: string, opts: LoadTokenizerOptions = {
   if (cacheFile) {
     try {
       await fs.mkdir(dirname(cacheFile), { recursive: true });
-      const tmp = `${cacheFile}.${process.pid}.tmp`;
+      const tmp = `${cacheFile}.${pid()}.tmp`;
       await fs.writeFile(tmp, pack(toCacheForm(compact)));
       await fs.rename(tmp, cacheFile); // never a torn cache file
     } catch {
