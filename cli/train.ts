@@ -2,7 +2,8 @@
 // exact resume and a PEFT adapter out. Every option is in src/train/options.ts.
 import { UsageError } from '../src/errors.js';
 import { type ProgressEvent, type TrainSummary } from '../src/train/loop.js';
-import { parseTrainArgs, readConfigFile, trainHelp } from '../src/train/options.js';
+import { parseTrainArgs, trainHelp } from '../src/train/options.js';
+import { readConfigFile } from './config-file.js';
 import { train } from '../src/train/train.js';
 import { tunedGpu } from './gpu.js';
 import { duration, mib, Progress } from './progress.js';
@@ -53,6 +54,9 @@ export async function run(argv: string[]): Promise<number> {
         progress.update(latest, e.step === e.steps);
         break;
       }
+      case 'exact-match':
+        progress.log(`exact match ${e.when} training: ${(100 * e.result.rate).toFixed(1)}% of ${e.result.count} held-out records`);
+        break;
       case 'end':
         progress.done();
         break;
@@ -70,6 +74,18 @@ export async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
+/** Exact match by bucket and level, before → after. */
+function exactMatchTable(s: TrainSummary): string[] {
+  const em = s.exactMatch;
+  if (!em) return [];
+  const pct = (x: number | undefined) => (x === undefined ? '   —' : `${(100 * x).toFixed(0).padStart(3)}%`);
+  const keys = Object.keys(em.after.groups).filter((k) => k.includes(':') || !Object.keys(em.after.groups).some((j) => j.includes(':')));
+  return [
+    `exact match on ${em.after.count} held-out records: ${pct(em.before?.rate)} before → ${pct(em.after.rate)} after`,
+    ...keys.map((k) => `  ${k.padEnd(14)} ${pct(em.before?.groups[k]?.rate)} → ${pct(em.after.groups[k].rate)}   (${em.after.groups[k].count})`),
+  ];
+}
+
 function report(s: TrainSummary): void {
   const l = (e: TrainSummary['before']) => (e ? `${e.loss.toFixed(4)} (ppl ${e.ppl.toFixed(2)}, token accuracy ${(100 * e.accuracy).toFixed(1)}%)` : 'n/a');
   const lines = [
@@ -79,6 +95,7 @@ function report(s: TrainSummary): void {
     `held-out loss before ${l(s.before)}`,
     `held-out loss after  ${l(s.after)}${s.best && s.output === 'best' ? ` — the adapter kept is step ${s.best.step}'s (best)` : ''}`,
     `scoring took ${duration(s.seconds.scoring)} (${(100 * s.scoringShare).toFixed(1)}% of the wall time); peak GPU memory ${mib(s.peakBytes)}${s.skippedSteps ? `; ${s.skippedSteps} steps skipped (NaN/Inf)` : ''}`,
+    ...exactMatchTable(s),
     `output: ${s.folder} (${s.artifact === 'adapter' ? 'adapter_model.safetensors + adapter_config.json' : 'model.safetensors + config.json + tokenizer'}, metrics.jsonl, selections.jsonl, run.json)`,
   ];
   console.log(lines.join('\n'));

@@ -33,3 +33,13 @@ export { sampleToken, argmax, type SamplingOptions } from './model/sample.js';
 export { Rng, makeRng, deriveSeed } from './rng.js';
 export { DEFAULT_ADAMW, type AdamwOptions, type StepResult, type TensorState, type OptimizerState, type TrainBackend } from './train/backend.js';
 export { WebGpuBackend } from './train/step.js';
+// the trainer: options in, a PEFT adapter (or model), logs and checkpoints out
+export { train, score, evaluateFile, openScorer, embeddedPath, type NodeTrainHooks, type ScoreOptions, type SampleReport } from './train/train.js';
+export { runTraining, learningRate, DivergenceError, type TrainEnv, type TrainHooks, type TrainSummary, type ProgressEvent, type WindowInfo } from './train/loop.js';
+export { TRAIN_DEFAULTS, TRAIN_SPECS, parseTrainArgs, resolveTrainOptions, trainHelp, type TrainOptions } from './train/options.js';
+export { NodeRunFolder, type RunFolder } from './train/io.js';
+export { saveCheckpoint, loadCheckpoint, type CheckpointState } from './train/checkpoint.js';
+export { toSamples, BatchMaker, scoreSamples, evaluate, aggregate, rowLength, type Sample, type EvalResult } from './train/data.js';
+export { multipleChoice, exactMatch, mcPrompt, parseMc, isMcRecord, type McQuestion, type McResult, type ExactMatchResult } from './train/eval.js';
+export { makeStrategy, poolSize, competence, STRATEGIES, ZPD_WINDOWS, CURRICULUM_DEFAULTS, type Strategy, type StrategyName, type CurriculumOptions, type Selection, type WindowReport, type ZpdWindow } from './curriculum/strategies.js';
+export { difficulty, quantiles, SIGNALS, TrainingStats, type SampleScore, type Signal } from './curriculum/signals.js';

@@ -3,7 +3,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseTrainArgs, readConfigFile, TRAIN_DEFAULTS, TRAIN_SPECS, trainHelp } from '../src/train/options.js';
+import { readConfigFile } from '../cli/config-file.js';
+import { parseTrainArgs, TRAIN_DEFAULTS, TRAIN_SPECS, trainHelp } from '../src/train/options.js';
 import { learningRate } from '../src/train/loop.js';
 
 describe('train options', () => {

@@ -8,6 +8,7 @@
 // chat messages too; without one they become "instruction\n\ninput\n\n" → output.
 import { FormatError, UsageError } from '../errors.js';
 import type { ChatMessage } from '../tokenizer/tokenizer.js';
+import { nodeFs } from '../platform/node.js';
 
 export type DataFormat = 'alpaca' | 'openorca' | 'chat' | 'text';
 
@@ -170,7 +171,7 @@ export function rowsToRecords(rows: unknown[], file: string, opts: ReadDataOptio
 
 /** Read a .jsonl / .json-lines or .parquet file (Node). */
 export async function readDataset(file: string, opts: ReadDataOptions = {}): Promise<ReadDataResult> {
-  const { readFile } = await import('node:fs/promises');
+  const { readFile } = await nodeFs();
   const buf = await readFile(file).catch((e: NodeJS.ErrnoException) => {
     throw new UsageError(`cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
   });

@@ -3,6 +3,7 @@
 // absent (num_key_value_heads = num_attention_heads, rms_norm_eps 1e-6, rope_theta 10000, …).
 import { FormatError } from '../errors.js';
 import type { TensorStore } from './safetensors.js';
+import { nodeFs, nodePath } from '../platform/node.js';
 
 export const MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'qwen3'] as const;
 export type ModelType = (typeof MODEL_TYPES)[number];
@@ -62,8 +63,8 @@ export function parseConfig(text: string, file = 'config.json'): ModelConfig {
 
 /** Read `<dir>/config.json` (Node). */
 export async function loadConfig(dir: string): Promise<ModelConfig> {
-  const fs = await import('node:fs/promises');
-  const { join } = await import('node:path');
+  const fs = await nodeFs();
+  const { join } = await nodePath();
   const file = join(dir, 'config.json');
   let text: string;
   try {

@@ -16,6 +16,7 @@ import { FormatError, UsageError } from '../errors.js';
 import { LORA_MODULES, type LoraModule, type LoraOptions } from '../lora.js';
 import type { ModelConfig } from './config.js';
 import { SafetensorsFile, serializeSafetensors, writeFileAtomic, type TensorStore } from './safetensors.js';
+import { nodeFs, nodePath } from '../platform/node.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
@@ -146,8 +147,8 @@ export function adapterSafetensors(adapter: Adapter): Uint8Array[] {
 
 /** Write adapter_config.json and adapter_model.safetensors into `dir` (created if absent), each atomically (Node). */
 export async function saveAdapter(dir: string, adapter: Adapter): Promise<void> {
-  const fs = await import('node:fs/promises');
-  const { join } = await import('node:path');
+  const fs = await nodeFs();
+  const { join } = await nodePath();
   await fs.mkdir(dir, { recursive: true });
   await writeFileAtomic(join(dir, ADAPTER_WEIGHTS), adapterSafetensors(adapter));
   await writeFileAtomic(join(dir, ADAPTER_CONFIG), [JSON.stringify(adapterConfigJson(adapter.config), null, 2) + '\n']);
@@ -252,8 +253,8 @@ export async function readAdapter(configText: string, store: TensorStore, opts: 
 
 /** Load `dir`/adapter_config.json + adapter_model.safetensors (Node). */
 export async function loadAdapter(dir: string, model?: ModelConfig): Promise<Adapter> {
-  const fs = await import('node:fs/promises');
-  const { join } = await import('node:path');
+  const fs = await nodeFs();
+  const { join } = await nodePath();
   const cfgFile = join(dir, ADAPTER_CONFIG);
   let text: string;
   try {

@@ -9,6 +9,7 @@
 // Byte order: the data is little-endian, as is every host WebGPU runs on.
 import { FormatError, UsageError } from '../errors.js';
 import { bf16BitsToF16Bits, bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from './dtype.js';
+import { nodeFs, nodePath, pid } from '../platform/node.js';
 
 export type Dtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32';
 
@@ -65,7 +66,7 @@ const CHUNK = 1 << 30; // Node reads at most 2 GB per call: large tensors are re
 
 /** A file on disk (Node). Remember to close() it. */
 export async function openFileSource(path: string): Promise<ByteSource> {
-  const fs = await import('node:fs/promises');
+  const fs = await nodeFs();
   const fh = await fs.open(path, 'r');
   const size = (await fh.stat()).size;
   return {
@@ -397,8 +398,8 @@ export async function openShards(indexText: string, sources: Map<string, ByteSou
 
 /** A model folder (Node): model.safetensors.index.json and its shards, else model.safetensors. */
 export async function openCheckpoint(dir: string): Promise<TensorStore> {
-  const fs = await import('node:fs/promises');
-  const { join } = await import('node:path');
+  const fs = await nodeFs();
+  const { join } = await nodePath();
   const indexPath = join(dir, 'model.safetensors.index.json');
   let indexText: string | null = null;
   try {
@@ -505,8 +506,8 @@ export function safetensorsBytes(tensors: TensorToWrite[], metadata?: Record<str
  * crash leaves either the old file or the new one, never a torn one (Node).
  */
 export async function writeFileAtomic(path: string, parts: (Uint8Array | string)[]): Promise<void> {
-  const fs = await import('node:fs/promises');
-  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const fs = await nodeFs();
+  const tmp = `${path}.tmp-${pid()}-${Math.random().toString(36).slice(2, 8)}`;
   const fh = await fs.open(tmp, 'w');
   try {
     for (const p of parts) await fh.write(typeof p === 'string' ? new TextEncoder().encode(p) : p);

@@ -7,6 +7,7 @@ import type { Adapter } from '../io/peft.js';
 import { openCheckpoint, writeSafetensors, type Dtype, type TensorStore, type TensorToWrite } from '../io/safetensors.js';
 import { loadConfig } from '../io/config.js';
 import { LORA_MODULES, loraScale } from '../lora.js';
+import { nodeFs, nodePath } from '../platform/node.js';
 
 /** The files of a model folder, besides the weights, that a merged checkpoint keeps. */
 const KEEP = /^(config\.json|generation_config\.json|tokenizer.*\.json|special_tokens_map\.json|.*\.model|vocab\.json|merges\.txt)$/;
@@ -34,8 +35,8 @@ async function readAsStored(store: TensorStore, name: string, dtype: Dtype): Pro
 /** Merge `adapter` into the model in `baseDir`, writing a complete model folder to `outDir`. */
 export async function mergeAndSave(baseDir: string, adapter: Adapter, outDir: string): Promise<void> {
   if (baseDir === outDir) throw new UsageError('merge: the output folder must differ from the base model folder');
-  const { copyFile, mkdir, readdir } = await import('node:fs/promises');
-  const { join } = await import('node:path');
+  const { copyFile, mkdir, readdir } = await nodeFs();
+  const { join } = await nodePath();
   await loadConfig(baseDir); // refuse a folder that is not a supported model before writing anything
   const store = await openCheckpoint(baseDir);
   const s = loraScale(adapter.config);

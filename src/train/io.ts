@@ -2,6 +2,7 @@
 // folder, so that the same loop writes to a Node file system (NodeRunFolder) or, in a browser,
 // to OPFS or IndexedDB. Nothing else in src/train/ touches files.
 import { UsageError } from '../errors.js';
+import { nodeFs, nodePath, pid } from '../platform/node.js';
 
 export interface RunFolder {
   /** Where the folder is, for messages (a path, or e.g. 'opfs:/runs/x'). */
@@ -25,11 +26,11 @@ export interface RunFolder {
 
 /** A run folder on the Node file system. Paths may not leave the folder. */
 export class NodeRunFolder implements RunFolder {
-  private constructor(readonly where: string, private fs: typeof import('node:fs/promises'), private path: typeof import('node:path')) {}
+  private constructor(readonly where: string, private fs: Awaited<ReturnType<typeof nodeFs>>, private path: Awaited<ReturnType<typeof nodePath>>) {}
 
   static async open(dir: string): Promise<NodeRunFolder> {
-    const fs = await import('node:fs/promises');
-    const path = await import('node:path');
+    const fs = await nodeFs();
+    const path = await nodePath();
     const root = path.resolve(dir);
     await fs.mkdir(root, { recursive: true });
     return new NodeRunFolder(root, fs, path);
@@ -53,7 +54,7 @@ export class NodeRunFolder implements RunFolder {
   async writeAtomic(p: string, data: Uint8Array | string): Promise<void> {
     const full = this.abs(p);
     await this.fs.mkdir(this.path.dirname(full), { recursive: true });
-    const tmp = `${full}.tmp-${process.pid}`;
+    const tmp = `${full}.tmp-${pid()}`;
     const fh = await this.fs.open(tmp, 'w');
     try {
       await fh.writeFile(data);

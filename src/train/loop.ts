@@ -12,6 +12,7 @@ import { UsageError, ZpdError } from '../errors.js';
 import type { SampleScore } from '../curriculum/signals.js';
 import { makeStrategy, sampleIndices, type Selection, type Strategy, type WindowReport } from '../curriculum/strategies.js';
 import type { DataRecord } from '../data/read.js';
+import type { ExactMatchResult } from './eval.js';
 import { adapterConfigJson, adapterSafetensors, ADAPTER_CONFIG, ADAPTER_WEIGHTS, type Adapter } from '../io/peft.js';
 import { serializeSafetensors } from '../io/safetensors.js';
 import type { LoraOptions } from '../lora.js';
@@ -49,6 +50,7 @@ export type ProgressEvent =
   | { type: 'rescore'; step: number; window: WindowInfo | null; pool: number; seconds: number }
   | { type: 'eval'; step: number; loss: number; ppl: number; accuracy: number; seconds: number }
   | { type: 'checkpoint'; step: number }
+  | { type: 'exact-match'; when: 'before' | 'after'; result: ExactMatchResult }
   | { type: 'end'; summary: TrainSummary };
 
 export interface WindowInfo {
@@ -82,6 +84,8 @@ export interface TrainSummary {
   output: 'final' | 'best';
   /** LoRA writes a PEFT adapter; full fine-tuning a model folder */
   artifact: 'adapter' | 'model';
+  /** --exact-match: greedy generations of held-out records before and after (Node's train()) */
+  exactMatch?: { before: Omit<ExactMatchResult, 'outputs'> | null; after: Omit<ExactMatchResult, 'outputs'> };
 }
 
 /** The run stopped itself: repeated NaN/Inf steps or a diverging loss. */

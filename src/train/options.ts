@@ -50,6 +50,7 @@ export interface TrainOptions {
   evalSplit: number;
   saveEvery: number;
   patience: number;
+  exactMatch: number;
   out: string | null;
   resume: boolean;
   overwrite: boolean;
@@ -122,6 +123,7 @@ export const TRAIN_SPECS = [
     { key: 'evalSamples', flag: 'eval-samples', kind: 'int', arg: 'N', min: 1, help: 'held-out samples evaluated (a fixed seeded subset)' },
     { key: 'evalSplit', flag: 'eval-split', kind: 'number', arg: 'X', min: 0, max: 0.5, help: 'share of --data held out when there is no --eval-data' },
     { key: 'patience', flag: 'patience', kind: 'int', arg: 'N', min: 0, help: 'stop after N evaluations without a better held-out loss (0: never); the best adapter is kept' },
+    { key: 'exactMatch', flag: 'exact-match', kind: 'int', arg: 'N', min: 0, help: 'greedy-generate N held-out records before and after training: exact match by bucket and level (0: off)' },
     { key: 'saveEvery', flag: 'save-every', kind: 'int', arg: 'N', min: 0, help: 'checkpoint every N steps (0: at evaluations)' },
     { key: 'out', flag: 'out', kind: 'string', arg: 'DIR', help: 'run folder: adapter, metrics.jsonl, selections.jsonl, run.json, checkpoint/ (default: a fresh ./zpd-runs/<time>)' },
     { key: 'resume', flag: 'resume', kind: 'bool', help: 'continue the run in --out from its checkpoint (exactly: the same losses as an uninterrupted run)' },
@@ -137,7 +139,17 @@ export const TRAIN_DEFAULTS: TrainOptions = {
   minLrRatio: 0.1, weightDecay: 0, maxGradNorm: 1, beta1: 0.9, beta2: 0.999, seed: 0,
   loraR: 8, loraAlpha: 16, loraDropout: 0, targetModules: [...LORA_MODULES], rslora: false, full: false,
   recompute: false, weights: 'auto',
-  evalEvery: 0, evalSamples: 200, evalSplit: 0.05, patience: 0, saveEvery: 0, out: null, resume: false, overwrite: false,
+  evalEvery: 0, evalSamples: 200, evalSplit: 0.05, patience: 0, exactMatch: 0, saveEvery: 0, out: null, resume: false, overwrite: false,
+};
+
+/**
+ * With neither --model nor --data, train fine-tunes the embedded model on the embedded graded
+ * set, with these settings (each still overridable): about five minutes on two CPU cores with
+ * the software GPU (README: measured figures).
+ */
+export const EMBEDDED_DEFAULTS: Partial<TrainOptions> = {
+  steps: 300, batchSize: 8, seqLen: 64, lr: 2e-3, loraR: 16, loraAlpha: 32, rescoreEvery: 25, evalSamples: 200, exactMatch: 200,
+  chatTemplate: 'off', // its pretraining never saw the chat-template tokens
 };
 
 const BY_FLAG = new Map(TRAIN_SPECS.map((s) => [s.flag, s]));
@@ -185,9 +197,12 @@ function parseValue(s: Spec, raw: unknown, where: string): unknown {
   }
 }
 
-/** Parse train's command line (flags override `base`, e.g. a config file's values). */
-export function parseTrainArgs(argv: string[], base: Partial<TrainOptions> = {}): { options: TrainOptions; config: string | null; json: boolean } {
-  const o: Record<string, unknown> = { ...TRAIN_DEFAULTS, ...base };
+/**
+ * Parse train's command line: the options given (flags override `base`, e.g. a config file's
+ * values); resolveTrainOptions fills in the rest.
+ */
+export function parseTrainArgs(argv: string[], base: Partial<TrainOptions> = {}): { options: Partial<TrainOptions>; config: string | null; json: boolean } {
+  const o: Record<string, unknown> = { ...base };
   let config: string | null = null, json = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -213,7 +228,7 @@ export function parseTrainArgs(argv: string[], base: Partial<TrainOptions> = {})
     if (value === undefined) throw new UsageError(`--${flag} needs a value${s.arg ? ` (${s.arg})` : ''}`);
     o[s.key] = parseValue(s, value, `--${flag}`);
   }
-  return { options: o as unknown as TrainOptions, config, json };
+  return { options: o as Partial<TrainOptions>, config, json };
 }
 
 /** Options from a config file's object: keys are flag names or camelCase keys. */
@@ -228,30 +243,16 @@ export function optionsFromConfig(obj: unknown, file: string): Partial<TrainOpti
   return out as Partial<TrainOptions>;
 }
 
-/** Read a JSON or YAML config file (Node). */
-export async function readConfigFile(file: string): Promise<Partial<TrainOptions>> {
-  const { readFile } = await import('node:fs/promises');
-  const text = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
-    throw new UsageError(`--config ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
-  });
-  let obj: unknown;
-  try {
-    if (/\.ya?ml$/i.test(file)) obj = (await import('yaml')).parse(text);
-    else obj = JSON.parse(text);
-  } catch (e) {
-    throw new UsageError(`--config ${file}: not valid ${/\.ya?ml$/i.test(file) ? 'YAML' : 'JSON'} (${(e as Error).message.split('\n')[0]})`);
-  }
-  return optionsFromConfig(obj, file);
-}
-
-/** Fill in and check an options object given to the train() API. */
+/** Check the options given and fill in the rest: the defaults, and the embedded run's without --model and --data. */
 export function resolveTrainOptions(o: Partial<TrainOptions>): TrainOptions {
-  return { ...TRAIN_DEFAULTS, ...optionsFromConfig(o, 'train options') };
+  const given = optionsFromConfig(o, 'train options');
+  const embedded = (given.model ?? null) === null && (given.data ?? null) === null;
+  return { ...TRAIN_DEFAULTS, ...(embedded ? EMBEDDED_DEFAULTS : {}), ...given };
 }
 
 /** --help: every option with its default, grouped. */
 export function trainHelp(): string {
-  const lines: string[] = [];
+  const lines: string[] = [`Without --model and --data (the embedded run) the defaults differ: ${Object.entries(EMBEDDED_DEFAULTS).map(([k, v]) => `--${BY_KEY.get(k)!.flag} ${v}`).join(' ')}.`];
   let group = '';
   for (const s of TRAIN_SPECS) {
     if (s.group !== group) lines.push('', `${(group = s.group)}:`);

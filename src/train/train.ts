@@ -20,13 +20,15 @@ import { runTraining, type TrainEnv, type TrainHooks, type TrainSummary } from '
 import { resolveTrainOptions, type TrainOptions } from './options.js';
 import { WebGpuBackend } from './step.js';
 import { sampleIndices } from '../curriculum/strategies.js';
+import { exactMatch, type ExactMatchResult } from './eval.js';
 import type { SampleScore } from '../curriculum/signals.js';
+import { env, nodeFs, nodeFsSync, nodePath, nodeUrl } from '../platform/node.js';
 
 /** A file or folder shipped with the package (default/model, default/data/…), found from this module. */
 export async function embeddedPath(rel: string): Promise<string> {
-  const { fileURLToPath } = await import('node:url');
-  const { existsSync } = await import('node:fs');
-  const { join, dirname } = await import('node:path');
+  const { fileURLToPath } = await nodeUrl();
+  const { existsSync } = await nodeFsSync();
+  const { join, dirname } = await nodePath();
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++, dir = dirname(dir)) {
     const p = join(dir, 'default', rel);
@@ -37,7 +39,7 @@ export async function embeddedPath(rel: string): Promise<string> {
 
 /** The model folder's tokenizer, with the stop ids (config eos_token_id ∪ the tokenizer's EOS). */
 export async function modelTokenizer(dir: string): Promise<{ tok: Tokenizer; cfg: ModelConfig; stopIds: number[] }> {
-  const { stat } = await import('node:fs/promises');
+  const { stat } = await nodeFs();
   if (!(await stat(dir).catch(() => null))?.isDirectory())
     throw new UsageError(`--model ${dir}: no such folder (give a Hugging Face model folder: config.json, *.safetensors, tokenizer.json)`);
   const cfg = await loadConfig(dir);
@@ -60,14 +62,14 @@ export async function readRecords(file: string, tok: Tokenizer, o: { format: Tra
 }
 
 async function fileHash(file: string): Promise<string> {
-  const { readFile } = await import('node:fs/promises');
+  const { readFile } = await nodeFs();
   return sha256Hex(new Uint8Array(await readFile(file)));
 }
 
 /** The git revision of the checkout this module runs from, when it is one. */
 async function revision(): Promise<string | null> {
   try {
-    const { readFile } = await import('node:fs/promises');
+    const { readFile } = await nodeFs();
     const git = await embeddedPath('../.git').catch(() => null);
     if (!git) return null;
     const head = (await readFile(`${git}/HEAD`, 'utf8')).trim();
@@ -90,7 +92,7 @@ export function defaultRunDir(): string {
  * gradient of those steps (counted from the start of this process's run).
  */
 function faultSteps(): Set<number> {
-  const spec = (typeof process !== 'undefined' && process.env.ZPD_WGPU_INJECT_NAN) || '';
+  const spec = (typeof process !== 'undefined' && env('ZPD_WGPU_INJECT_NAN')) || '';
   const out = new Set<number>();
   for (const part of spec.split(',').filter(Boolean)) {
     const [a, b] = part.split('-').map(Number);
@@ -167,7 +169,7 @@ export async function train(options: Partial<TrainOptions>, hooks: NodeTrainHook
       }
     },
     async modelFiles() {
-      const { readFile, readdir } = await import('node:fs/promises');
+      const { readFile, readdir } = await nodeFs();
       const out: Record<string, Uint8Array> = {};
       for (const f of await readdir(modelDir)) {
         if (/^(config\.json|generation_config\.json|tokenizer.*\.json|special_tokens_map\.json)$/.test(f)) out[f] = new Uint8Array(await readFile(`${modelDir}/${f}`));
@@ -175,7 +177,34 @@ export async function train(options: Partial<TrainOptions>, hooks: NodeTrainHook
       return out;
     },
   };
-  return runTraining(o, env, hooks);
+  // exact match before and after, on a fixed subset of the held-out records
+  const emRecords = sampleIndices(evalRecords.length, Math.min(o.exactMatch, evalRecords.length), new Rng(deriveSeed(o.seed, 5)))
+    .sort((a, b) => a - b).map((i) => evalRecords[i]).filter((r) => r.prompt);
+  const em = async (model: string, adapter: string | null) => {
+    const s = await openScorer({ model, adapter, weights: o.weights }, gpu);
+    try {
+      return await exactMatch(s.model, s.tok, emRecords, s.stopIds, { seqLen: o.seqLen });
+    } finally {
+      s.backend.dispose();
+    }
+  };
+  const before = emRecords.length && !o.resume ? await em(modelDir, null) : null;
+  if (before) hooks.onProgress?.({ type: 'exact-match', when: 'before', result: before });
+  const summary = await runTraining(o, env, hooks);
+  if (emRecords.length && summary.status !== 'interrupted') {
+    const after = await em(o.full ? folder.where : modelDir, o.full ? null : folder.where);
+    summary.exactMatch = { before: before && strip(before), after: strip(after) };
+    hooks.onProgress?.({ type: 'exact-match', when: 'after', result: after });
+    const run = JSON.parse(new TextDecoder().decode((await folder.read('run.json'))!));
+    await folder.writeAtomic('run.json', JSON.stringify({ ...run, summary }, null, 2) + '\n');
+  }
+  return summary;
+}
+
+/** An exact-match result without the per-record outputs (for summaries). */
+function strip(r: ExactMatchResult): Omit<ExactMatchResult, 'outputs'> {
+  const { outputs: _o, ...rest } = r;
+  return rest;
 }
 
 export interface ScoreOptions {
