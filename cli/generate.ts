@@ -4,16 +4,25 @@ import { parseArgs } from 'node:util';
 import { UsageError } from '../src/errors.js';
 import { generate } from '../src/model/llama.js';
 import { loadModel, loadModelAdapter } from '../src/model/load.js';
-import { loadTokenizer } from '../src/tokenizer/files.js';
+import { recordToText } from '../src/data/read.js';
+import type { TrainOptions } from '../src/train/options.js';
+import { embeddedPath, modelTokenizer } from '../src/train/train.js';
 import { tunedGpu } from './gpu.js';
 
 export const summary = 'generate text from a model folder (and a PEFT adapter)';
-export const usage = `Usage: zpd-wgpu generate --model DIR --prompt TEXT [options]
+export const usage = `Usage: zpd-wgpu generate --prompt TEXT [--model DIR] [--adapter DIR] [options]
 
-  --model DIR          Hugging Face folder: config.json, *.safetensors, tokenizer.json
-  --adapter DIR        PEFT adapter folder (adapter_config.json + adapter_model.safetensors)
+  --model DIR          Hugging Face folder: config.json, *.safetensors, tokenizer.json (default:
+                       the model a train run's --adapter folder was trained from, else the
+                       embedded model)
+  --adapter DIR        PEFT adapter folder (adapter_config.json + adapter_model.safetensors), e.g.
+                       a train run's folder
   --prompt TEXT        the prompt
-  --chat               wrap the prompt as one user message with the model's chat_template
+  --template T         how the prompt is written: chat (one user message in the chat_template),
+                       instruction (as train writes an instruction record without a chat
+                       template: TEXT + blank line), raw (as given), or auto [auto]: what the
+                       adapter's run used when it has a run.json, else raw
+  --chat               the same as --template chat
   --max-new-tokens N   default 64
   --temperature X      0 (default) is greedy
   --top-p X            nucleus sampling threshold, default 1
@@ -24,13 +33,13 @@ export async function run(argv: string[]): Promise<number> {
   const { values: v } = parseArgs({
     args: argv,
     options: {
-      model: { type: 'string' }, adapter: { type: 'string' }, prompt: { type: 'string' }, chat: { type: 'boolean' },
+      model: { type: 'string' }, adapter: { type: 'string' }, prompt: { type: 'string' }, chat: { type: 'boolean' }, template: { type: 'string', default: 'auto' },
       'max-new-tokens': { type: 'string', default: '64' }, temperature: { type: 'string', default: '0' },
       'top-p': { type: 'string', default: '1' }, seed: { type: 'string', default: '0' }, json: { type: 'boolean' },
     },
   });
-  if (!v.model) throw new UsageError('generate needs --model DIR (a Hugging Face model folder); see --help');
   if (v.prompt === undefined) throw new UsageError('generate needs --prompt TEXT; see --help');
+  if (!['auto', 'chat', 'instruction', 'raw'].includes(v.template!)) throw new UsageError(`--template must be auto, chat, instruction or raw, got '${v.template}'`);
   const num = (name: string, s: string, int = false) => {
     const x = Number(s);
     if (!Number.isFinite(x) || (int && !Number.isInteger(x))) throw new UsageError(`--${name} must be a${int ? 'n integer' : ' number'}, got '${s}'`);
@@ -39,20 +48,28 @@ export async function run(argv: string[]): Promise<number> {
   const maxNewTokens = num('max-new-tokens', v['max-new-tokens']!, true);
   const temperature = num('temperature', v.temperature!), topP = num('top-p', v['top-p']!), seed = num('seed', v.seed!, true);
 
-  const { stat } = await import('node:fs/promises');
-  if (!(await stat(v.model).catch(() => null))?.isDirectory())
-    throw new UsageError(`--model ${v.model}: no such folder (give a Hugging Face model folder: config.json, *.safetensors, tokenizer.json)`);
-  const tok = await loadTokenizer(v.model);
+  // a train run's folder says which model and prompt format it was trained with
+  const { readFile, stat } = await import('node:fs/promises');
+  const run = v.adapter ? await readFile(`${v.adapter}/run.json`, 'utf8').then((t) => JSON.parse(t) as { options?: TrainOptions }, () => null) : null;
+  const modelDir = v.model ?? run?.options?.model ?? (await embeddedPath('model'));
+  if (!(await stat(modelDir).catch(() => null))?.isDirectory())
+    throw new UsageError(`--model ${modelDir}: no such folder (give a Hugging Face model folder: config.json, *.safetensors, tokenizer.json)`);
+  const { tok, stopIds } = await modelTokenizer(modelDir);
   const { gpu } = await tunedGpu();
-  const model = await loadModel(gpu, v.model);
+  const model = await loadModel(gpu, modelDir);
   if (v.adapter) await loadModelAdapter(model, v.adapter);
-  const text = v.chat ? tok.applyChatTemplate([{ role: 'user', content: v.prompt }], { addGenerationPrompt: true }) : v.prompt;
+  let template = v.chat ? 'chat' : v.template!;
+  if (template === 'auto') {
+    const mode = run?.options?.chatTemplate;
+    template = !run ? 'raw' : mode === 'on' || (mode === 'auto' && tok.chatTemplate !== null) ? 'chat' : 'instruction';
+  }
+  const text = template === 'raw' ? v.prompt : recordToText({ instruction: v.prompt, output: '' }, 'alpaca', template === 'chat' ? (m, g) => tok.applyChatTemplate(m, { addGenerationPrompt: g }) : undefined).prompt;
   const prompt = tok.encode(text);
   const t0 = performance.now();
   let shown = '';
   const ids: number[] = [];
   const out = await generate(model, prompt, {
-    maxNewTokens, temperature, topP, seed,
+    maxNewTokens, temperature, topP, seed, stop: stopIds,
     onToken: (id) => {
       if (v.json) return;
       ids.push(id);

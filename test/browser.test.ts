@@ -14,43 +14,17 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, extname, join, normalize, sep } from 'node:path';
+import { extname, join, normalize, sep } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generate } from '../src/model/llama.js';
 import { loadModel } from '../src/model/load.js';
+import { CHROMIUM_FLAGS, findChromium } from './helpers/chromium.js';
 import { testGpu } from './helpers/gpu.js';
 
 const root = join(import.meta.dirname, '..');
 const required = process.env.ZPD_REQUIRE_GPU === '1';
 const MODEL = join(root, 'test/fixtures/models/llama');
 const PAGE_TIMEOUT_MS = 60_000;
-
-/** Chromium's command-line switches: headless, and WebGPU on (it is off on Linux by default). */
-const CHROMIUM_FLAGS = [
-  '--headless=new',
-  '--no-sandbox', // CI runs as root, where Chromium's sandbox refuses to start
-  '--enable-unsafe-webgpu',
-  '--no-first-run',
-  '--no-default-browser-check',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-quic',
-  '--disable-breakpad',
-  '--disable-crash-reporter',
-];
-
-function findChromium(): string | null {
-  const env = process.env.ZPD_CHROMIUM;
-  if (env) return existsSync(env) ? env : null;
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    for (const name of ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable']) {
-      const p = join(dir, name);
-      if (dir && existsSync(p)) return p;
-    }
-  }
-  return null;
-}
 
 const chromium = findChromium();
 const gpu = await testGpu(); // null only locally without an adapter; throws under ZPD_REQUIRE_GPU=1

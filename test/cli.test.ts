@@ -17,10 +17,13 @@ it('--help lists the commands; an unknown command exits 2 and says so', async ()
   expect(u.stderr).toMatch(/unknown command 'frobnicate'/);
 });
 
-it('generate without --model says what is missing, exit 1', async () => {
-  const r = await cli('generate', '--prompt', 'hi');
+it('generate without --prompt, or with a --model that is not a folder, says what is wrong, exit 1', async () => {
+  const r = await cli('generate', '--model', LLAMA);
   expect(r.code).toBe(1);
-  expect(r.stderr).toMatch(/needs --model/);
+  expect(r.stderr).toMatch(/needs --prompt/);
+  const m = await cli('generate', '--model', '/nonexistent/model', '--prompt', 'hi');
+  expect(m.code).toBe(1);
+  expect(m.stderr).toMatch(/--model \/nonexistent\/model: no such folder/);
 });
 
 // On Linux, Dawn reaches GPUs through the Vulkan loader: pointing it at no driver hides them all.
