@@ -8,6 +8,16 @@ import { nodeFs, nodePath } from '../platform/node.js';
 export const MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'qwen3'] as const;
 export type ModelType = (typeof MODEL_TYPES)[number];
 
+/**
+ * Upper bounds on config.json's sizes, far above any model a WebGPU device holds (the largest
+ * vocabularies are ~260k, hidden sizes ~16k): a size beyond them is a broken file, refused before
+ * anything is allocated.
+ */
+const SIZE_LIMITS: Record<string, number> = {
+  hidden_size: 65536, intermediate_size: 1 << 20, num_hidden_layers: 1024, num_attention_heads: 1024,
+  num_key_value_heads: 1024, head_dim: 4096, vocab_size: 1 << 24, max_position_embeddings: 1 << 24, sliding_window: 1 << 24,
+};
+
 /** Llama 3 frequency-dependent RoPE scaling (transformers' `_compute_llama3_parameters`). */
 export interface Llama3RopeScaling {
   type: 'llama3';
@@ -90,6 +100,8 @@ export function configFromJson(j: Json, file = 'config.json'): ModelConfig {
     const v = j[key] ?? dflt;
     if (v === undefined) throw new FormatError(file, key, 'missing; expected a positive integer');
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new FormatError(file, key, `expected a positive integer, found ${JSON.stringify(v)}`);
+    const max = SIZE_LIMITS[key];
+    if (max !== undefined && v > max) throw new FormatError(file, key, `${v} is absurd for a model zpd-wgpu can run (at most ${max})`, 'check the file: a size this large cannot fit any GPU buffer');
     return v;
   };
   const num = (key: string, dflt: number): number => {

@@ -17,6 +17,8 @@ export interface AttentionTiles {
 // The shader's private array bounds, read from its text so they cannot drift.
 const shaderConst = (name: string) => Number(new RegExp(`const ${name} = (\\d+)u;`).exec(shader)?.[1]);
 const MAX_D = shaderConst('MAX_D');
+/** The largest head_dim the attention kernels support (the shader's MAX_D). */
+export const ATTENTION_MAX_HEAD_DIM = MAX_D;
 const MAX_TILE = shaderConst('MAX_TILE');
 /** Measured on lavapipe (bench/attention.ts sweeps ROWS × TILE). */
 export const DEFAULT_ATTENTION_TILES: AttentionTiles = { ROWS: 32, TILE: 32 };

@@ -7,6 +7,7 @@ import { bf16BitsToF16Bits, f32ToF16Bits } from '../io/dtype.js';
 import { initAdapter, loadAdapter, loraFeatures, saveAdapter, type Adapter } from '../io/peft.js';
 import { openCheckpoint, type TensorStore } from '../io/safetensors.js';
 import { checkTensors, loadConfig, type ModelConfig } from '../io/config.js';
+import { ATTENTION_MAX_HEAD_DIM } from '../kernels/attention.js';
 import { LlamaModel, type Layer, type Linear, type Param, type Weight } from './llama.js';
 import { DEFAULT_LORA, LORA_MODULES, loraScale, type LoraModule, type LoraOptions } from '../lora.js';
 
@@ -46,6 +47,7 @@ function makeParam(gpu: Gpu, name: string, shape: number[], data: Float32Array, 
 
 /** Build the model from an open tensor store (a file, shards, or bytes in a browser). */
 export async function modelFromStore(gpu: Gpu, cfg: ModelConfig, store: TensorStore, opts: LoadOptions = {}): Promise<LlamaModel> {
+  if (cfg.headDim > ATTENTION_MAX_HEAD_DIM) throw new UsageError(`this model's head_dim is ${cfg.headDim}; zpd-wgpu's attention supports head_dim up to ${ATTENTION_MAX_HEAD_DIM}`);
   checkTensors(store, cfg);
   const full = opts.full ?? false;
   const mode = opts.weights ?? 'auto';

@@ -141,13 +141,18 @@ export function compactFromJSON(json: unknown, config: unknown = {}, file = 'tok
   const { charToByte } = byteLevelTables();
   const vocab = model.vocab as Record<string, number>;
   const addedTokens: Json[] = Array.isArray(json.added_tokens) ? json.added_tokens : [];
+  // ids index arrays: they must be dense enough (a real vocabulary numbers its tokens 0..n-1,
+  // added tokens right after), so an absurd id is refused instead of allocated
+  const entries = Object.keys(vocab).length + addedTokens.length;
+  const maxId = Math.min(2 ** 24, 2 * entries + 1024);
   let n = 0;
-  for (const id of Object.values(vocab)) {
-    if (!Number.isInteger(id) || id < 0) throw new FormatError(file, 'model.vocab', `token ids must be non-negative integers, found ${JSON.stringify(id)}`);
+  for (const [tok, id] of Object.entries(vocab)) {
+    if (!Number.isInteger(id) || id < 0 || id >= maxId) throw new FormatError(file, `model.vocab[${JSON.stringify(tok).slice(0, 40)}]`, `token ids must be integers from 0 to ${maxId - 1} for ${entries} tokens, found ${JSON.stringify(id)}`);
     if (id + 1 > n) n = id + 1;
   }
   for (const [i, a] of addedTokens.entries()) {
     if (!isObj(a) || typeof a.content !== 'string' || !Number.isInteger(a.id)) throw new FormatError(file, `added_tokens[${i}]`, 'expected {id, content, special}');
+    if (a.id < 0 || a.id >= maxId) throw new FormatError(file, `added_tokens[${i}].id`, `must be an integer from 0 to ${maxId - 1} for ${entries} tokens, found ${a.id}`);
     if (a.id + 1 > n) n = a.id + 1;
   }
   const parts: (Uint8Array | undefined)[] = new Array(n);
