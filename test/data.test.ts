@@ -128,7 +128,7 @@ describe('data readers', () => {
     expect(err).toBeInstanceOf(FormatError);
     expect(err.message).toMatch(/bad\.jsonl: line 2: not valid JSON/);
     expect(() => parseJsonl('{"instruction": "x"}', 'f.jsonl')).toThrow(/f\.jsonl: line 1: missing field "output"/);
-    expect(() => parseJsonl('\n["a"]', 'f.jsonl')).toThrow(/line 2: expected a JSON object, found an array/);
+    expect(() => parseJsonl('\n["a"]', 'f.jsonl')).toThrow(/line 2: a JSON array, where JSON Lines has one object per line/);
     expect(() => parseJsonl('{"foo": 1}', 'f.jsonl')).toThrow(/unknown record format \(fields: foo\)/);
     expect(() => parseJsonl('{"text": 5}', 'f.jsonl')).toThrow(/field "text" must be a string/);
     expect(() => parseJsonl('{"messages": [{"role": "user", "content": "hi"}]}', 'f.jsonl', { chat: () => '' })).toThrow(/must end with an assistant message/);

@@ -7,6 +7,7 @@
 // With a chat renderer (Tokenizer.applyChatTemplate), Alpaca and OpenOrca records are rendered as
 // chat messages too; without one they become "instruction\n\ninput\n\n" → output.
 import { FormatError, UsageError } from '../errors.js';
+import { TemplateRaised } from '../tokenizer/tokenizer.js';
 import type { ChatMessage } from '../tokenizer/tokenizer.js';
 import { nodeFs } from '../platform/node.js';
 
@@ -46,6 +47,9 @@ export interface ReadDataResult {
 /** A record's fields did not fit its format: `problem` says which and why. */
 class RecordError extends Error {}
 
+/** The longest line a record may be: far beyond any sample (--seq-len tokens of a few bytes each). */
+const MAX_LINE = 4 << 20;
+
 function str(obj: Record<string, unknown>, key: string, fmt: string, optional = false): string {
   const v = obj[key];
   if (v === undefined || v === null) {
@@ -53,6 +57,11 @@ function str(obj: Record<string, unknown>, key: string, fmt: string, optional = 
     throw new RecordError(`missing field "${key}" (${fmt})`);
   }
   if (typeof v !== 'string') throw new RecordError(`field "${key}" must be a string, found ${Array.isArray(v) ? 'an array' : typeof v}`);
+  return v;
+}
+
+function nonEmpty(v: string, key: string): string {
+  if (v.trim() === '') throw new RecordError(`field "${key}" is empty: there is nothing to learn`);
   return v;
 }
 
@@ -75,8 +84,16 @@ function renderChat(messages: ChatMessage[], chat: ChatRenderer | undefined): { 
   if (!chat) throw new UsageError('chat records need a chat template: pass `chat` (e.g. from a Tokenizer with a chat_template)');
   const last = messages.length - 1;
   if (last < 0 || messages[last].role !== 'assistant') throw new RecordError('"messages" must end with an assistant message (the response to learn)');
-  const prompt = chat(messages.slice(0, last), true);
-  const full = chat(messages, false);
+  nonEmpty(messages[last].content, 'messages[-1].content');
+  let prompt: string, full: string;
+  try {
+    prompt = chat(messages.slice(0, last), true);
+    full = chat(messages, false);
+  } catch (e) {
+    // the template refusing this conversation (raise_exception) is this record's problem
+    if (e instanceof TemplateRaised) throw new RecordError(e.message);
+    throw e;
+  }
   // the response is what the full rendering adds after the prompt (content + end-of-turn tokens)
   if (full.startsWith(prompt)) return { prompt, response: full.slice(prompt.length), answer: messages[last].content };
   return { prompt, response: messages[last].content };
@@ -92,13 +109,13 @@ export function recordToText(obj: unknown, format: DataFormat | 'auto', chat?: C
   const what = FORMAT_FIELDS[fmt];
   switch (fmt) {
     case 'alpaca': {
-      const instruction = str(o, 'instruction', what), input = str(o, 'input', what, true), output = str(o, 'output', what);
+      const instruction = str(o, 'instruction', what), input = str(o, 'input', what, true), output = nonEmpty(str(o, 'output', what), 'output');
       const user = input ? `${instruction}\n\n${input}` : instruction;
       if (chat) return renderChat([{ role: 'user', content: user }, { role: 'assistant', content: output }], chat);
       return { prompt: `${user}\n\n`, response: output };
     }
     case 'openorca': {
-      const system = str(o, 'system_prompt', what, true), question = str(o, 'question', what), response = str(o, 'response', what);
+      const system = str(o, 'system_prompt', what, true), question = str(o, 'question', what), response = nonEmpty(str(o, 'response', what), 'response');
       if (chat) {
         const msgs: ChatMessage[] = system ? [{ role: 'system', content: system }] : [];
         return renderChat([...msgs, { role: 'user', content: question }, { role: 'assistant', content: response }], chat);
@@ -116,7 +133,7 @@ export function recordToText(obj: unknown, format: DataFormat | 'auto', chat?: C
       return renderChat(m as ChatMessage[], chat);
     }
     case 'text':
-      return { prompt: '', response: str(o, 'text', what) };
+      return { prompt: '', response: nonEmpty(str(o, 'text', what), 'text') };
   }
 }
 
@@ -133,22 +150,27 @@ function groups(obj: unknown): Pick<DataRecord, 'bucket' | 'level'> {
 export function parseJsonl(text: string, file: string, opts: ReadDataOptions = {}): ReadDataResult {
   const out: ReadDataResult = { records: [], skipped: 0, problems: [] };
   const lines = text.split('\n');
+  let first: { line: number; problem: string } | null = null, lineCount = 0;
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].trim();
     if (!line) continue;
+    lineCount++;
     let obj: unknown;
     try {
+      if (line.length > MAX_LINE) throw new RecordError(`${(line.length / 2 ** 20).toFixed(1)} MB on one line: longer than any sample can be (split it, or remove it)`);
       obj = JSON.parse(line);
+      if (Array.isArray(obj)) throw new RecordError('a JSON array, where JSON Lines has one object per line (a file that is one array converts with: jq -c ".[]" FILE)');
       out.records.push({ ...recordToText(obj, opts.format ?? 'auto', opts.chat), line: i + 1, ...groups(obj) });
     } catch (e) {
       if (!(e instanceof SyntaxError || e instanceof RecordError)) throw e;
       const problem = e instanceof SyntaxError ? `not valid JSON (${e.message})` : e.message;
-      if (!opts.skipBad) {
-        throw new FormatError(file, `line ${i + 1}`, problem, 'fix or remove the line, or skip bad lines (--skip-bad-lines / skipBad: true)');
-      }
+      first ??= { line: i + 1, problem };
       out.skipped++;
       if (out.problems.length < 20) out.problems.push(`${file}: line ${i + 1}: ${problem}`);
     }
+  }
+  if (first && !opts.skipBad) {
+    throw new FormatError(file, `line ${first.line}`, `${first.problem}${out.skipped > 1 ? ` (${out.skipped} of ${lineCount} lines are bad)` : ''}`, 'fix or remove the bad lines, or skip them with --skip-bad (skipBad: true)');
   }
   return out;
 }
@@ -186,5 +208,30 @@ export async function readDataset(file: string, opts: ReadDataOptions = {}): Pro
     }
     return rowsToRecords(rows, file, opts);
   }
-  return parseJsonl(buf.toString('utf8'), file, opts);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(buf);
+  } catch {
+    const line = firstBadUtf8Line(buf);
+    throw new FormatError(file, `line ${line}`, 'not valid UTF-8 text', 'convert the file to UTF-8 (e.g. iconv -f LATIN1 -t UTF-8)');
+  }
+  return parseJsonl(text, file, opts);
+}
+
+/** The 1-based line holding the first byte sequence that is not UTF-8. */
+function firstBadUtf8Line(buf: Uint8Array): number {
+  const dec = new TextDecoder('utf-8', { fatal: true });
+  let start = 0, line = 1;
+  for (let i = 0; i <= buf.length; i++) {
+    if (i === buf.length || buf[i] === 0x0a) {
+      try {
+        dec.decode(buf.subarray(start, i));
+      } catch {
+        return line;
+      }
+      start = i + 1;
+      line++;
+    }
+  }
+  return line;
 }

@@ -1,8 +1,8 @@
 // Tokenizer: the thin host side of assembly/tokenizer.ts. Text goes into wasm memory as UTF-8,
 // ids come back as an Int32Array copy. Build one with Tokenizer.fromJSON (in-memory JSON) or
 // loadTokenizer (src/tokenizer/files.ts: a path, with the msgpackr cache).
-import { Template } from '@huggingface/jinja';
-import { UsageError } from '../errors.js';
+import { Environment, Interpreter, Template } from '@huggingface/jinja';
+import { FormatError, UsageError } from '../errors.js';
 import { byteLevelTables, compactFromJSON, MODE_BYTELEVEL, type CompactTokenizer } from './compact.js';
 import { instantiateZpd, putBytes, type ZpdExports } from './wasm.js';
 
@@ -163,13 +163,63 @@ export class Tokenizer {
       t = new Template(src);
       this.templates.set(src, t);
     }
-    return t.render({ messages, add_generation_prompt: addGenerationPrompt ?? false, ...this.compact.specialTokens, ...extra });
+    return renderLimited(t, { messages, add_generation_prompt: addGenerationPrompt ?? false, ...this.compact.specialTokens, ...extra });
   }
 
   private rawText(id: number): string {
     const c = this.compact;
     return utf8dec.decode(c.bytes.subarray(c.offs[id], c.offs[id + 1]));
   }
+}
+
+/** The chat template called raise_exception (usually: this conversation breaks its rules). */
+export class TemplateRaised extends FormatError {}
+
+/** Elements all range() calls of one rendering may produce, and the longest output kept. */
+const TEMPLATE_RANGE_BUDGET = 100_000;
+const TEMPLATE_MAX_OUTPUT = 4 << 20;
+
+/**
+ * Render a chat template as Template.render does, with limits: the only unbounded loops a chat
+ * template can write go over range() (strings cannot be multiplied, macros cannot recurse), so
+ * range() draws from a budget; an error inside the template, or an output too long to be a
+ * prompt, is a FormatError naming tokenizer_config.json's chat_template.
+ */
+function renderLimited(t: Template, items: Record<string, unknown>): string {
+  const fail = (why: string) => new FormatError('tokenizer_config.json', 'chat_template', why, 'fix the template, or train without it (--chat-template off)');
+  let budget = TEMPLATE_RANGE_BUDGET;
+  const range = (start: number, stop?: number, step = 1) => {
+    if (stop === undefined) [start, stop] = [0, start];
+    if (step === 0) throw new Error('range() step must not be zero');
+    const n = Math.max(0, Math.ceil((stop - start) / step));
+    if ((budget -= n) < 0) throw fail(`range() asked for more than ${TEMPLATE_RANGE_BUDGET} elements in one rendering (a runaway loop)`);
+    return Array.from({ length: n }, (_, i) => start + i * step);
+  };
+  const pad2 = (n: number) => String(n).padStart(2, '0');
+  const strftime_now = (f: string) => {
+    const d = new Date();
+    const month = (style: 'long' | 'short') => new Intl.DateTimeFormat('en', { month: style }).format(d);
+    const parts: Record<string, string> = { '%Y': String(d.getFullYear()), '%m': pad2(d.getMonth() + 1), '%d': pad2(d.getDate()), '%b': month('short'), '%B': month('long'), '%H': pad2(d.getHours()), '%M': pad2(d.getMinutes()), '%%': '%' };
+    return f.replace(/%[YmdbBHM%]/g, (k) => parts[k]);
+  };
+  // the globals of @huggingface/jinja's Template.render, with range() bounded
+  const env = new Environment();
+  const globals: Record<string, unknown> = {
+    false: false, true: true, none: null, False: false, True: true, None: null, range, strftime_now,
+    raise_exception: (msg: string) => {
+      throw new TemplateRaised('tokenizer_config.json', 'chat_template', `the template refused the conversation: ${msg}`);
+    },
+  };
+  for (const [k, v] of Object.entries({ ...globals, ...items })) env.set(k, v);
+  let out: string;
+  try {
+    out = new Interpreter(env).run(t.parsed).value as string;
+  } catch (e) {
+    if (e instanceof FormatError) throw e;
+    throw fail(`rendering failed: ${(e as Error).message}`);
+  }
+  if (out.length > TEMPLATE_MAX_OUTPUT) throw fail(`it produced ${out.length} characters for one conversation (a runaway template)`);
+  return out;
 }
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
