@@ -36,7 +36,9 @@ export async function run(argv: string[]): Promise<number> {
   };
   process.on('SIGINT', onSigint);
   let latest = '';
+  const trace = process.env.ZPD_WGPU_TRACE === '1'; // phases on stderr, for tests that kill at a phase
   const onProgress = (e: ProgressEvent) => {
+    if (trace && (e.type === 'saving' || e.type === 'scoring' || e.type === 'checkpoint')) process.stderr.write(`trace: ${e.type} ${e.step}\n`);
     switch (e.type) {
       case 'start':
         progress.log(`training: ${e.trainSamples} samples, ${e.evalSamples} held out for evaluation, ${e.steps} steps${e.resumedAt ? `, resuming after step ${e.resumedAt}` : ''}; run folder ${e.folder}`);

@@ -33,6 +33,11 @@ export class NodeRunFolder implements RunFolder {
     const path = await nodePath();
     const root = path.resolve(dir);
     await fs.mkdir(root, { recursive: true });
+    // what a killed process left half-written (writeAtomic's temporary files) is removed
+    for (const sub of ['', 'checkpoint', 'checkpoint.old', 'best']) {
+      const names = await fs.readdir(path.join(root, sub)).catch(() => [] as string[]);
+      for (const n of names) if (/\.tmp-\d+$/.test(n)) await fs.rm(path.join(root, sub, n), { force: true });
+    }
     return new NodeRunFolder(root, fs, path);
   }
 

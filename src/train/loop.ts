@@ -49,6 +49,8 @@ export type ProgressEvent =
   | { type: 'step'; step: number; steps: number; loss: number; lr: number; gradNorm: number; tokensPerSecond: number; etaSeconds: number; scoringShare: number; evalLoss: number | null; window: WindowInfo | null; peakBytes: number; skipped: boolean }
   | { type: 'rescore'; step: number; window: WindowInfo | null; pool: number; seconds: number }
   | { type: 'eval'; step: number; loss: number; ppl: number; accuracy: number; seconds: number }
+  | { type: 'scoring'; step: number; pool: number }
+  | { type: 'saving'; step: number }
   | { type: 'checkpoint'; step: number }
   | { type: 'exact-match'; when: 'before' | 'after'; result: ExactMatchResult }
   | { type: 'end'; summary: TrainSummary };
@@ -195,6 +197,7 @@ export async function runTraining(o: TrainOptions, env: TrainEnv, hooks: TrainHo
       for (const f of LOGS) logs[f] = (await folder.size(f)) ?? 0;
       const optimizer: OptimizerState = await backend.saveState();
       const extra = lora ? await adapterFiles(await backend.adapter(env.baseModel)) : {};
+      emit({ type: 'saving', step: st.step });
       await saveCheckpoint(folder, { settings, step: st.step, optimizer, curriculum: strategy.state(), rng: rng.state, loop: { ...st }, logs }, extra);
       emit({ type: 'checkpoint', step: st.step });
     };
@@ -245,6 +248,7 @@ export async function runTraining(o: TrainOptions, env: TrainEnv, hooks: TrainHo
       const want = strategy.wantScores(step, rng);
       if (want) {
         const ts = performance.now();
+        emit({ type: 'scoring', step, pool: want.length });
         const scores = await scoreSamples(backend, maker, trainSet, want);
         const w = strategy.setScores(step, want, scores);
         const seconds = (performance.now() - ts) / 1000;
