@@ -1,16 +1,18 @@
 // zpd-wgpu doctor: what this machine's WebGPU adapter is and can do, plus a matmul self-test.
 import { parseArgs } from 'node:util';
 import { tunedGpu } from './gpu.js';
-import { matmulSelfTest } from './selftest.js';
+import { matmulSelfTest, modelSelfTest } from './selftest.js';
 
 export const summary = 'show the WebGPU adapter, its features and limits, and a matmul self-test';
 export const usage = `Usage: zpd-wgpu doctor [--json]
 
 Prints the adapter (vendor, architecture, device, description), backend, features, the
-granted limits, the matmul tile shape autotuned for this adapter, and a short matmul self-test (checked against the CPU reference) with its
-GFLOP/s. Exits non-zero, saying what to install, when there is no adapter.
+granted limits, the matmul tile shape autotuned for this adapter, a matmul self-test (checked
+against the CPU reference) with its GFLOP/s, and one LoRA training step of a tiny model checked
+against the float64 reference model: every kernel family the trainer uses. Exits non-zero when
+any result is wrong, or, saying what to install, when there is no adapter.
 
-  --json   print one object: {adapter, features, limits, matmulGflops, matmulTiles, selfTest}`;
+  --json   print one object: {adapter, features, limits, matmulGflops, matmulTiles, matmulTilesFrom, selfTest}`;
 
 const SHOWN_LIMITS = [
   'maxBufferSize', 'maxStorageBufferBindingSize', 'maxComputeWorkgroupStorageSize',
@@ -25,6 +27,7 @@ export async function run(argv: string[]): Promise<number> {
   const limits: Record<string, number> = {};
   for (const k of SHOWN_LIMITS) limits[k] = (gpu.limits as unknown as Record<string, number>)[k];
   const self = await matmulSelfTest(gpu);
+  const kernels = await modelSelfTest(gpu);
   const report = {
     adapter: gpu.info,
     features: [...gpu.features].sort(),
@@ -32,7 +35,7 @@ export async function run(argv: string[]): Promise<number> {
     matmulGflops: self.gflops,
     matmulTiles: tiles,
     matmulTilesFrom: tilesFrom,
-    selfTest: { shape: self.shape, maxError: self.maxError, ok: self.ok, clock: self.clock },
+    selfTest: { shape: self.shape, maxError: self.maxError, ok: self.ok && kernels.every((k) => k.ok), clock: self.clock, kernels },
   };
   gpu.destroy();
   if (values.json) {
@@ -49,6 +52,8 @@ export async function run(argv: string[]): Promise<number> {
       `matmul       ${self.shape.join('×')} f32: ${self.gflops.toFixed(2)} GFLOP/s (${self.clock} clock), ` +
         `max |err| vs CPU reference ${self.maxError.toExponential(2)} — ${self.ok ? 'OK' : 'WRONG RESULTS'}`,
     );
+    console.log('training step of a tiny model vs the float64 reference:');
+    for (const k of kernels) console.log(`  ${k.ok ? 'OK   ' : 'WRONG'} ${k.name} (max |err| ${k.maxError.toExponential(2)})`);
   }
-  return self.ok ? 0 : 1;
+  return report.selfTest.ok ? 0 : 1;
 }

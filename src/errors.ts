@@ -25,9 +25,9 @@ export class NoAdapterError extends ZpdError {
 
 /** The device went away: almost always out of GPU memory, or a driver reset. */
 export class DeviceLostError extends ZpdError {
-  constructor(reason: string, message: string) {
+  constructor(readonly reason: string, readonly detail: string) {
     super(
-      `the GPU device was lost (${reason}): ${message}`,
+      `the GPU device was lost (${reason}): ${detail}`,
       'this is most likely out of GPU memory: try a smaller --batch-size or --seq-len, ' +
         'enable activation recomputation, or close other programs that use the GPU',
     );

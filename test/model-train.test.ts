@@ -15,6 +15,7 @@ import { generate, type ModelBatch as Batch, type LlamaModel } from '../src/mode
 import type { AdamwOptions } from '../src/train/backend.js';
 import { attachLora, currentAdapter, loadModel, loadModelAdapter, modelFromStore, saveModelAdapter } from '../src/model/load.js';
 import { mergeAndSave } from '../src/model/merge.js';
+import { matmul } from '../src/kernels/matmul.js';
 import { argmax } from '../src/model/sample.js';
 import { loadWeightsF64, maskedLossRef, modelForwardRef } from '../src/reference/model.js';
 import { expectClose } from './helpers/check.js';
@@ -233,3 +234,14 @@ function limitsOf(gpu: Gpu): Record<string, number> {
   for (const k in gpu.limits) out[k] = (gpu.limits as unknown as Record<string, number>)[k];
   return out;
 }
+
+describeGpu('device limits', (gpu) => {
+  it('a kernel that binds more storage buffers than the device allows is refused with the limit named', () => {
+    const small = Object.create(gpu, { limits: { value: { ...limitsOf(gpu), maxStorageBuffersPerShaderStage: 4 } } }) as Gpu;
+    const bufs = [0, 1, 2, 3, 4].map(() => gpu.buffer(64));
+    const enc = gpu.device.createCommandEncoder();
+    expect(() => matmul(small, enc, { a: bufs[0], bm: bufs[1], out: bufs[2], M: 4, N: 4, K: 4, transB: true }))
+      .toThrow(/the kernel matmul needs 6 but the adapter's maxStorageBuffersPerShaderStage is 4/);
+    bufs.forEach((b) => b.destroy());
+  });
+});

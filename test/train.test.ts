@@ -227,3 +227,17 @@ describeGpu('zpd-wgpu score and eval', () => {
     expect(j.exactMatch.rate).toBe(0); // a random model gets nothing right
   });
 });
+
+describeGpu('device loss', () => {
+  it('the device lost mid-run: the error says where the last checkpoint is, and --resume continues', async () => {
+    const out = tmp();
+    const args = ['train', '--model', LLAMA, '--data', data.train, '--curriculum', 'random', '--steps', '8', '--save-every', '2', '--batch-size', '4', '--seq-len', '48', '--out', out];
+    const r = await cliEnv({ ...process.env, ZPD_WGPU_INJECT_LOST: '5' }, ...args);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/the GPU device was lost .* during step 5; the last checkpoint \(step 4\) is in .*checkpoint: the same command with --resume continues from it/);
+    expect(r.stderr).toMatch(/HINT: this is most likely out of GPU memory/);
+    const resumed = await cli(...args, '--resume');
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(/resuming after step 4/);
+  });
+});

@@ -31,6 +31,7 @@ export class Gpu {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly modules = new Map<string, GPUShaderModule>();
   private readonly uniforms = new Map<string, GPUBuffer>();
+  private readonly uniformSet = new WeakSet<GPUBuffer>();
   private readonly scratches = new Map<string, GPUBuffer>();
   private retired: GPUBuffer[] = [];
   /** Bytes of every GPU buffer this device holds now, and the most it held since resetPeak(). */
@@ -113,6 +114,7 @@ export class Gpu {
         this.modules.set(code, module);
       }
       p = this.device.createComputePipeline({
+        label: entryPoint,
         layout: 'auto',
         compute: { module, entryPoint, constants },
       });
@@ -165,6 +167,7 @@ export class Gpu {
     buf = this.device.createBuffer({ size, usage: UNIFORM, mappedAtCreation: true });
     new Uint8Array(buf.getMappedRange()).set(bytes);
     buf.unmap();
+    this.uniformSet.add(buf);
     // Bounded: the oldest entry is retired (an encoder being built may still hold it).
     if (this.uniforms.size >= UNIFORM_CACHE) {
       const oldest = this.uniforms.keys().next().value as string;
@@ -228,6 +231,12 @@ export class Gpu {
     if (x > maxWg || y > maxWg || z > maxWg)
       throw new LimitError(`a dispatch of ${x}×${y}×${z} workgroups (${pipeline.label})`, Math.max(x, y, z), 'maxComputeWorkgroupsPerDimension', maxWg);
     if (x === 0 || y === 0 || z === 0) return;
+    // a kernel binding more storage buffers than the device allows is refused with the limit's name
+    // (else WebGPU reports it later, asynchronously, as a validation error)
+    let storage = 0;
+    for (const b of bindings) if (!this.uniformSet.has('buffer' in b ? b.buffer : b)) storage++;
+    if (storage > this.limits.maxStorageBuffersPerShaderStage)
+      throw new LimitError(`the kernel ${pipeline.label || 'pipeline'}`, storage, 'maxStorageBuffersPerShaderStage', this.limits.maxStorageBuffersPerShaderStage, 'this device offers fewer storage buffers per shader stage than the kernel needs: use a device (or browser) with higher limits');
     const bindGroup = this.device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
       entries: bindings.map((b, i) => ({ binding: i, resource: 'buffer' in b ? b : { buffer: b } })),

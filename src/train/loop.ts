@@ -8,7 +8,7 @@
 //   selections.jsonl  the dataset indices of every step and every re-scoring's window
 //   run.json          every resolved option, the inputs' provenance and hashes, the summary
 //   checkpoint/       everything an exact resume needs (src/train/checkpoint.ts)
-import { UsageError, ZpdError } from '../errors.js';
+import { DeviceLostError, UsageError, ZpdError } from '../errors.js';
 import type { SampleScore } from '../curriculum/signals.js';
 import { makeStrategy, sampleIndices, type Selection, type Strategy, type WindowReport } from '../curriculum/strategies.js';
 import type { DataRecord } from '../data/read.js';
@@ -238,6 +238,7 @@ export async function runTraining(o: TrainOptions, env: TrainEnv, hooks: TrainHo
     // ---- the loop -------------------------------------------------------------------------
     const resumedAt = st.step, wallAtResume = st.seconds.total;
     let status: TrainSummary['status'] = 'done';
+    try {
     for (let step = st.step + 1; step <= steps; step++) {
       if (hooks.signal?.aborted) {
         status = 'interrupted';
@@ -322,6 +323,15 @@ export async function runTraining(o: TrainOptions, env: TrainEnv, hooks: TrainHo
         status = 'interrupted';
         break;
       }
+    }
+    } catch (e) {
+      if (!(e instanceof DeviceLostError)) throw e;
+      // the GPU's state is gone; what the host holds is the run folder, with its last checkpoint
+      const ck = checkpointed >= 0 ? checkpointed : null;
+      await writeRunJson(null).catch(() => {});
+      throw new DeviceLostError(
+        e.reason, `${e.detail} — during step ${st.step + 1}; ${ck !== null || (await folder.exists(CHECKPOINT_DIR)) ? `the last checkpoint${ck !== null ? ` (step ${ck})` : ''} is in ${folder.where}/${CHECKPOINT_DIR}: the same command with --resume continues from it` : 'no checkpoint had been written yet: start again'}`,
+      );
     }
 
     // ---- the outputs: the adapter (or model) as it ends, or the best one early stopping kept ----

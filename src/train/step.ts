@@ -3,7 +3,7 @@
 // in one command encoder and one queue submission per optimizer step. Only the grad norm and the
 // per-sample stats come back; all encoding and the submit happen before the first await, so a
 // caller may issue the next step before this one's promise resolves.
-import { UsageError } from '../errors.js';
+import { DeviceLostError, UsageError } from '../errors.js';
 import type { Adapter } from '../io/peft.js';
 import { adamw } from '../kernels/adamw.js';
 import { gradNorm } from '../kernels/gradnorm.js';
@@ -18,6 +18,8 @@ export class WebGpuBackend implements TrainBackend {
   t = 0;
   /** Fault injection for tests: the n-th calls of step() (1-based) get a NaN in their first gradient. */
   nanSteps = new Set<number>();
+  /** Fault injection for tests: at this call of step() the device is reported lost. */
+  loseDeviceAt = 0;
   private calls = 0;
 
   constructor(readonly model: LlamaModel) {}
@@ -55,6 +57,7 @@ export class WebGpuBackend implements TrainBackend {
     }
     if (poisoned) g.write(g.scratch('step.nan', 16), Float32Array.of(NaN, NaN, NaN, NaN));
     g.finish(enc);
+    if (this.calls === this.loseDeviceAt) g.fail(new DeviceLostError('unknown', 'injected by ZPD_WGPU_INJECT_LOST for a test'));
     const r = new Float32Array(await g.readStaging(readback));
     let pos = 4, sum = 0;
     const samples = statsOut.map((o) => {

@@ -22,7 +22,7 @@ import { WebGpuBackend } from './step.js';
 import { sampleIndices } from '../curriculum/strategies.js';
 import { exactMatch, type ExactMatchResult } from './eval.js';
 import type { SampleScore } from '../curriculum/signals.js';
-import { env, nodeFs, nodeFsSync, nodePath, nodeUrl } from '../platform/node.js';
+import { env as envVar, nodeFs, nodeFsSync, nodePath, nodeUrl } from '../platform/node.js';
 
 /** A file or folder shipped with the package (default/model, default/data/…), found from this module. */
 export async function embeddedPath(rel: string): Promise<string> {
@@ -88,11 +88,12 @@ export function defaultRunDir(): string {
 }
 
 /**
- * Fault injection for tests of the watchdog: ZPD_WGPU_INJECT_NAN="3,7-9" puts a NaN into the
- * gradient of those steps (counted from the start of this process's run).
+ * Fault injection for tests: ZPD_WGPU_INJECT_NAN="3,7-9" puts a NaN into the gradient of those
+ * steps, ZPD_WGPU_INJECT_LOST=5 reports the device lost at that step (counted from the start of
+ * this process's run).
  */
 function faultSteps(): Set<number> {
-  const spec = (typeof process !== 'undefined' && env('ZPD_WGPU_INJECT_NAN')) || '';
+  const spec = envVar('ZPD_WGPU_INJECT_NAN') ?? '';
   const out = new Set<number>();
   for (const part of spec.split(',').filter(Boolean)) {
     const [a, b] = part.split('-').map(Number);
@@ -157,6 +158,7 @@ export async function train(options: Partial<TrainOptions>, hooks: NodeTrainHook
       model.recompute = b.recompute;
       const backend = new WebGpuBackend(model);
       backend.nanSteps = faultSteps();
+      backend.loseDeviceAt = Number(envVar('ZPD_WGPU_INJECT_LOST') ?? 0);
       return backend;
     },
     async referenceNll(samples: Sample[], maker: BatchMaker) {
