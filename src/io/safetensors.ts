@@ -491,7 +491,11 @@ export function serializeSafetensors(tensors: TensorToWrite[], metadata?: Record
 
 /** One contiguous safetensors image (browser downloads, tests). */
 export function safetensorsBytes(tensors: TensorToWrite[], metadata?: Record<string, string>): Uint8Array {
-  const parts = serializeSafetensors(tensors, metadata);
+  return concatBytes(serializeSafetensors(tensors, metadata));
+}
+
+/** The parts, back to back in one array. */
+export function concatBytes(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
   let o = 0;
   for (const p of parts) {

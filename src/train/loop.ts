@@ -14,7 +14,7 @@ import { makeStrategy, sampleIndices, type Selection, type Strategy, type Window
 import type { DataRecord } from '../data/read.js';
 import type { ExactMatchResult } from './eval.js';
 import { adapterConfigJson, adapterSafetensors, ADAPTER_CONFIG, ADAPTER_WEIGHTS, type Adapter } from '../io/peft.js';
-import { serializeSafetensors } from '../io/safetensors.js';
+import { concatBytes, safetensorsBytes } from '../io/safetensors.js';
 import type { LoraOptions } from '../lora.js';
 import { deriveSeed, Rng } from '../rng.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -386,19 +386,12 @@ function chunks<T>(a: T[], k: number): T[][] {
 
 /** The PEFT adapter's two files. */
 async function adapterFiles(ad: Adapter): Promise<Record<string, Uint8Array | string>> {
-  const parts = adapterSafetensors(ad);
-  const bytes = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) bytes.set(p, o), (o += p.length);
-  return { [ADAPTER_WEIGHTS]: bytes, [ADAPTER_CONFIG]: JSON.stringify(adapterConfigJson(ad.config), null, 2) + '\n' };
+  return { [ADAPTER_WEIGHTS]: concatBytes(adapterSafetensors(ad)), [ADAPTER_CONFIG]: JSON.stringify(adapterConfigJson(ad.config), null, 2) + '\n' };
 }
+
 
 /** Full fine-tuning: the trained weights as model.safetensors, beside the base folder's config and tokenizer. */
 async function writeModel(folder: RunFolder, state: OptimizerState, files: Record<string, Uint8Array>): Promise<void> {
   for (const [name, data] of Object.entries(files)) await folder.writeAtomic(name, data);
-  const parts = serializeSafetensors(state.tensors.map((t) => ({ name: t.name, dtype: 'F32' as const, shape: t.shape, data: t.value })), { format: 'pt' });
-  const bytes = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) bytes.set(p, o), (o += p.length);
-  await folder.writeAtomic('model.safetensors', bytes);
+  await folder.writeAtomic('model.safetensors', safetensorsBytes(state.tensors.map((t) => ({ name: t.name, dtype: 'F32' as const, shape: t.shape, data: t.value })), { format: 'pt' }));
 }
