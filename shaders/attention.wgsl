@@ -81,17 +81,18 @@ struct Params {
 // forward
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;
-// backward (dq, dkv)
-@group(0) @binding(5) var<storage, read> lse_in: array<f32>;
+// backward (dq, dkv). ld (2, B, Hq, T): the forward's lse, then delta — one binding for both, so
+// that dkv binds 8 storage buffers, WebGPU's baseline maxStorageBuffersPerShaderStage
+@group(0) @binding(5) var<storage, read> ld: array<f32>;
 @group(0) @binding(6) var<storage, read> dout: array<f32>;
-@group(0) @binding(7) var<storage, read> delta_in: array<f32>;
-@group(0) @binding(8) var<storage, read_write> dq: array<f32>;
-@group(0) @binding(8) var<storage, read_write> dk: array<f32>;
-@group(0) @binding(9) var<storage, read_write> dv: array<f32>;
-// delta pre-pass
+@group(0) @binding(7) var<storage, read_write> dq: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dk: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dv: array<f32>;
+// delta pre-pass: writes ld
 @group(0) @binding(1) var<storage, read> out_d: array<f32>;
 @group(0) @binding(2) var<storage, read> dout_d: array<f32>;
-@group(0) @binding(3) var<storage, read_write> delta: array<f32>;
+@group(0) @binding(3) var<storage, read> lse_d: array<f32>;
+@group(0) @binding(4) var<storage, read_write> ld_w: array<f32>;
 
 
 // Element offset of row `t` of head `h` in a (B, rows, heads, D) tensor.
@@ -176,7 +177,8 @@ fn attention_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
   }
 }
 
-// delta (B, Hq, T) = Σ_d dout·out, one invocation per (b, t, h). Grid: flat over B·T·Hq.
+// ld = [lse (B, Hq, T) | delta (B, Hq, T)], delta = Σ_d dout·out, one invocation per (b, t, h).
+// Grid: flat over B·T·Hq.
 @compute @workgroup_size(WG)
 fn attention_delta(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let r = gid.x + gid.y * nwg.x * WG;
@@ -187,7 +189,9 @@ fn attention_delta(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
   let t = bt % p.Tq;
   var s4 = 0.0;
   for (var d = 0u; d < p.head_dim; d++) { s4 = fma(dout_d[r * HEAD_DIM + d], out_d[r * HEAD_DIM + d], s4); }
-  delta[(b * p.Hq + h) * p.Tq + t] = s4;
+  let at = (b * p.Hq + h) * p.Tq + t;
+  ld_w[at] = lse_d[at];
+  ld_w[p.B * p.Hq * p.Tq + at] = s4;
 }
 
 // dq, one query per invocation, keys 4 at a time in order. Grid: (ceil(T / ROWS), Hq, B).
@@ -213,8 +217,8 @@ fn attention_backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
       qr[d] = q[o + d];
       dor[d] = dout[o + d];
     }
-    lse_i = lse_in[(b * p.Hq + h) * p.Tq + i];
-    delta_i = delta_in[(b * p.Hq + h) * p.Tq + i];
+    lse_i = ld[(b * p.Hq + h) * p.Tq + i];
+    delta_i = ld[p.B * p.Hq * p.Tq + (b * p.Hq + h) * p.Tq + i];
   }
 
   for (var j0 = 0u; j0 < kend; j0 += 4u) {
@@ -283,8 +287,9 @@ fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
         let o2 = row_at(b, T, ic.z, p.Hq, h);
         let o3 = row_at(b, T, ic.w, p.Hq, h);
         let r = (b * p.Hq + h) * T;
-        let lse4 = vec4<f32>(lse_in[r + ic.x], lse_in[r + ic.y], lse_in[r + ic.z], lse_in[r + ic.w]);
-        let del4 = vec4<f32>(delta_in[r + ic.x], delta_in[r + ic.y], delta_in[r + ic.z], delta_in[r + ic.w]);
+        let rd = p.B * p.Hq * T + r;
+        let lse4 = vec4<f32>(ld[r + ic.x], ld[r + ic.y], ld[r + ic.z], ld[r + ic.w]);
+        let del4 = vec4<f32>(ld[rd + ic.x], ld[rd + ic.y], ld[rd + ic.z], ld[rd + ic.w]);
         var dot4 = vec4<f32>(0.0);
         var dp4 = vec4<f32>(0.0);
         for (var d = 0u; d < p.head_dim; d++) {

@@ -16,6 +16,8 @@ import type { AdamwOptions } from '../src/train/backend.js';
 import { attachLora, currentAdapter, loadModel, loadModelAdapter, modelFromStore, saveModelAdapter } from '../src/model/load.js';
 import { mergeAndSave } from '../src/model/merge.js';
 import { matmul } from '../src/kernels/matmul.js';
+import { createGpu } from '../src/gpu/device.js';
+import { WebGpuBackend } from '../src/train/step.js';
 import { argmax } from '../src/model/sample.js';
 import { loadWeightsF64, maskedLossRef, modelForwardRef } from '../src/reference/model.js';
 import { expectClose } from './helpers/check.js';
@@ -243,5 +245,28 @@ describeGpu('device limits', (gpu) => {
     expect(() => matmul(small, enc, { a: bufs[0], bm: bufs[1], out: bufs[2], M: 4, N: 4, K: 4, transB: true }))
       .toThrow(/the kernel matmul needs 6 but the adapter's maxStorageBuffersPerShaderStage is 4/);
     bufs.forEach((b) => b.destroy());
+  });
+});
+
+describeGpu('a device with only the WebGPU baseline limits', (gpu) => {
+  it('trains (attention backward binds at most 8 storage buffers) and matches the full-limits device bit for bit', async () => {
+    const base = await createGpu({ limits: 'baseline' });
+    try {
+      expect(base.limits.maxStorageBuffersPerShaderStage).toBe(8);
+      const batch = await fixtureBatch();
+      const losses = async (g: Gpu) => {
+        const m = await loadModel(g, DIR, { weights: 'f32' });
+        attachLora(m, { r: 4, alpha: 8 }, 5);
+        const b = new WebGpuBackend(m);
+        const out: number[] = [];
+        for (let s = 0; s < 3; s++) out.push((await b.step([batch], OPT)).loss);
+        out.push(...(await b.score(batch)).map((x) => x.nll));
+        b.dispose();
+        return out;
+      };
+      expect(await losses(base)).toEqual(await losses(gpu));
+    } finally {
+      base.destroy();
+    }
   });
 });

@@ -29,7 +29,7 @@ function params(s: Shape): ArrayBuffer {
   return buf;
 }
 
-interface Bufs { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; seg: GPUBuffer; out: GPUBuffer; lse: GPUBuffer; dout: GPUBuffer; delta: GPUBuffer; dq: GPUBuffer; dk: GPUBuffer; dv: GPUBuffer }
+interface Bufs { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; seg: GPUBuffer; out: GPUBuffer; lse: GPUBuffer; dout: GPUBuffer; delta: GPUBuffer; ld: GPUBuffer; dq: GPUBuffer; dk: GPUBuffer; dv: GPUBuffer }
 
 // Grids are the same for every variant: (ceil(T / ROWS), heads, B).
 function fwd(gpu: Gpu, code: string, s: Shape, x: Bufs) {
@@ -41,6 +41,15 @@ function bwd(gpu: Gpu, code: string, s: Shape, x: Bufs) {
   const pd = gpu.pipeline(code, 'attention_delta', { HEAD_DIM: s.D, WG: 64 });
   const pq = gpu.pipeline(code, 'attention_backward_dq', c), pk = gpu.pipeline(code, 'attention_backward_dkv', c);
   const n = s.B * s.Tq * s.Hq;
+  // the shipped kernel keeps lse and delta in one binding (ld), so that dkv binds 8 storage buffers
+  if (code.includes('ld_w')) {
+    return (e: GPUCommandEncoder) => {
+      const u = gpu.uniform(params(s));
+      gpu.dispatch(e, pd, [u, x.out, x.dout, x.lse, x.ld], [Math.ceil(n / 64), 1, 1]);
+      gpu.dispatch(e, pq, [u, x.q, x.k, x.v, x.seg, x.ld, x.dout, x.dq], [Math.ceil(s.Tq / ROWS), s.Hq, s.B]);
+      gpu.dispatch(e, pk, [u, x.q, x.k, x.v, x.seg, x.ld, x.dout, x.dk, x.dv], [Math.ceil(s.Tq / ROWS), s.Hkv, s.B]);
+    };
+  }
   return (e: GPUCommandEncoder) => {
     const u = gpu.uniform(params(s));
     gpu.dispatch(e, pd, [u, x.out, x.dout, x.delta], [Math.ceil(n / 64), 1, 1]);
@@ -57,7 +66,7 @@ function alloc(gpu: Gpu, s: Shape, seg: Int32Array, seed = 1): { x: Bufs; h: Rec
     h,
     x: {
       q: gpu.buffer(h.q), k: gpu.buffer(h.k), v: gpu.buffer(h.v), dout: gpu.buffer(h.dout), seg: gpu.buffer(seg),
-      out: nan(nq), lse: nan(s.B * s.Hq * s.Tq), delta: nan(s.B * s.Hq * s.Tq), dq: nan(nq), dk: nan(nk), dv: nan(nk),
+      out: nan(nq), lse: nan(s.B * s.Hq * s.Tq), delta: nan(s.B * s.Hq * s.Tq), ld: nan(2 * s.B * s.Hq * s.Tq), dq: nan(nq), dk: nan(nk), dv: nan(nk),
     },
   };
 }

@@ -12,6 +12,9 @@ export interface DeviceOptions {
   disableFeatures?: string[];
   /** Dawn toggles / options for Node, e.g. ['backend=vulkan']. */
   dawnOptions?: string[];
+  /** 'adapter' (default): every limit the adapter offers; 'baseline': WebGPU's defaults, as the
+   *  smallest conformant device has them (to test that training still works there). */
+  limits?: 'adapter' | 'baseline';
 }
 
 // In Node the object that webgpu's create() returns must stay referenced as long as any adapter
@@ -45,7 +48,7 @@ export async function createGpu(opts: DeviceOptions = {}): Promise<Gpu> {
   ) as GPUFeatureName[];
   // The default limits are far below what hardware offers: ask for everything the adapter has.
   const requiredLimits: Record<string, number> = {};
-  for (const key in adapter.limits) {
+  if (opts.limits !== 'baseline') for (const key in adapter.limits) {
     const v = (adapter.limits as unknown as Record<string, unknown>)[key];
     if (typeof v === 'number') requiredLimits[key] = v;
   }

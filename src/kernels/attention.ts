@@ -115,19 +115,20 @@ export interface AttentionBackwardArgs {
 
 /**
  * Encode the backward of attentionForward for training (Tq = Tk = T, no cache): the delta
- * pre-pass into scratch 'attention.delta' (B·Hq·T floats), then dq, then dk and dv.
+ * pre-pass into scratch 'attention.ld' (lse and delta, 2·B·Hq·T floats), then dq, then dk and dv
+ * (8 storage buffers at most: WebGPU's baseline limit).
  */
 export function attentionBackward(gpu: Gpu, encoder: GPUCommandEncoder, a: AttentionBackwardArgs): void {
   const s: Shape = { B: a.B, Tq: a.T, Tk: a.T, Hq: a.Hq, Hkv: a.Hkv, D: a.D, qOffset: 0, kvCapacity: a.T, scale: a.scale ?? 1 / Math.sqrt(a.D) };
   validate(s);
   const t = tilesFor(gpu, a.tiles);
   const u = () => gpu.uniform(params(s));
-  const delta = gpu.scratch('attention.delta', a.B * a.Hq * a.T * 4);
+  const ld = gpu.scratch('attention.ld', 2 * a.B * a.Hq * a.T * 4);
   const WG = 64;
-  gpu.dispatch(encoder, gpu.pipeline(shader, 'attention_delta', { HEAD_DIM: a.D, WG }), [u(), a.out, a.dout, delta], grid1d(gpu, a.B * a.T * a.Hq, WG));
+  gpu.dispatch(encoder, gpu.pipeline(shader, 'attention_delta', { HEAD_DIM: a.D, WG }), [u(), a.out, a.dout, a.lse, ld], grid1d(gpu, a.B * a.T * a.Hq, WG));
   const c = { HEAD_DIM: a.D, ROWS: t.ROWS, TILE: t.TILE };
-  gpu.dispatch(encoder, gpu.pipeline(shader, 'attention_backward_dq', c), [u(), a.q, a.k, a.v, a.seg, a.lse, a.dout, delta, a.dq],
+  gpu.dispatch(encoder, gpu.pipeline(shader, 'attention_backward_dq', c), [u(), a.q, a.k, a.v, a.seg, ld, a.dout, a.dq],
     [Math.ceil(a.T / t.ROWS), a.Hq, a.B]);
-  gpu.dispatch(encoder, gpu.pipeline(shader, 'attention_backward_dkv', c), [u(), a.q, a.k, a.v, a.seg, a.lse, a.dout, delta, a.dk, a.dv],
+  gpu.dispatch(encoder, gpu.pipeline(shader, 'attention_backward_dkv', c), [u(), a.q, a.k, a.v, a.seg, ld, a.dout, a.dk, a.dv],
     [Math.ceil(a.T / t.ROWS), a.Hkv, a.B]);
 }
