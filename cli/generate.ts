@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { UsageError } from '../src/errors.js';
 import { generate } from '../src/model/llama.js';
 import { loadModel, loadModelAdapter } from '../src/model/load.js';
-import { recordToText } from '../src/data/read.js';
+import { instructionPrompt } from '../src/data/read.js';
 import type { TrainOptions } from '../src/train/options.js';
 import { embeddedPath, modelTokenizer } from '../src/train/train.js';
 import { tunedGpu } from './gpu.js';
@@ -63,7 +63,7 @@ export async function run(argv: string[]): Promise<number> {
     const mode = run?.options?.chatTemplate;
     template = !run ? 'raw' : mode === 'on' || (mode === 'auto' && tok.chatTemplate !== null) ? 'chat' : 'instruction';
   }
-  const text = template === 'raw' ? v.prompt : recordToText({ instruction: v.prompt, output: '' }, 'alpaca', template === 'chat' ? (m, g) => tok.applyChatTemplate(m, { addGenerationPrompt: g }) : undefined).prompt;
+  const text = template === 'raw' ? v.prompt : instructionPrompt(v.prompt, template === 'chat' ? (m, g) => tok.applyChatTemplate(m, { addGenerationPrompt: g }) : undefined);
   const prompt = tok.encode(text);
   const t0 = performance.now();
   let shown = '';

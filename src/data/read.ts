@@ -99,6 +99,14 @@ function renderChat(messages: ChatMessage[], chat: ChatRenderer | undefined): { 
   return { prompt, response: messages[last].content };
 }
 
+/**
+ * The prompt an instruction becomes, exactly as training writes it: one user message in the chat
+ * template (with the assistant's turn opened), or, without one, the instruction and a blank line.
+ */
+export function instructionPrompt(instruction: string, chat?: ChatRenderer): string {
+  return chat ? chat([{ role: 'user', content: instruction }], true) : `${instruction}\n\n`;
+}
+
 /** One parsed object → prompt and response text. Throws RecordError with what was wrong. */
 export function recordToText(obj: unknown, format: DataFormat | 'auto', chat?: ChatRenderer): { prompt: string; response: string; answer?: string } {
   if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
@@ -112,7 +120,7 @@ export function recordToText(obj: unknown, format: DataFormat | 'auto', chat?: C
       const instruction = str(o, 'instruction', what), input = str(o, 'input', what, true), output = nonEmpty(str(o, 'output', what), 'output');
       const user = input ? `${instruction}\n\n${input}` : instruction;
       if (chat) return renderChat([{ role: 'user', content: user }, { role: 'assistant', content: output }], chat);
-      return { prompt: `${user}\n\n`, response: output };
+      return { prompt: instructionPrompt(user), response: output };
     }
     case 'openorca': {
       const system = str(o, 'system_prompt', what, true), question = str(o, 'question', what), response = nonEmpty(str(o, 'response', what), 'response');
