@@ -17,7 +17,7 @@ bootstrap 95% intervals. Writes report.md, results.json and SVG charts into --ou
 run's folder under runs/. With no --model/--data: the embedded model and graded set; with only
 --data, a seeded held-out split of it.
 
-  --quick                  ${Q.seeds} seeds × ${Q.steps} steps, small evaluations: a few minutes
+  --quick                  ${Q.seeds} seeds × ${Q.steps} steps on ${Q.trainSamples} training records, small evaluations: a few minutes
   --seeds N                seeds per arm [${F.seeds}]
   --arms A,B,…             [${DEFAULT_ARMS.join(',')}]; variants as name:setting, e.g.
                            zpd:learnability, zpd:adaptive, zpd:mean:band=-0.5-1, zpd:band=0.2-0.7,
@@ -27,6 +27,7 @@ run's folder under runs/. With no --model/--data: the embedded model and graded 
   --evals N                held-out evaluations per run (the loss curve) [${F.evals}]
   --eval-samples N         held-out samples per evaluation [${F.evalSamples}]
   --exact-match-samples N  held-out records generated for exact match after each run [${F.exactMatchSamples}]
+  --train-samples N        train on a seeded subset of N records (0: all) [${F.trainSamples}]
   --out DIR                [zpd-compare]
   --resume                 reuse runs in --out that finished with the same settings
   train options            any of zpd-wgpu train's (defaults here: ${Object.entries(COMPARE_TRAIN).map(([k, v]) => `${k} ${v}`).join(', ')})`;
@@ -34,7 +35,7 @@ run's folder under runs/. With no --model/--data: the embedded model and graded 
 export async function run(argv: string[]): Promise<number> {
   const own: Record<string, string | boolean> = {};
   const rest: string[] = [];
-  const valued = new Set(['seeds', 'arms', 'steps', 'out', 'evals', 'eval-samples', 'exact-match-samples']);
+  const valued = new Set(['seeds', 'arms', 'steps', 'out', 'evals', 'eval-samples', 'exact-match-samples', 'train-samples']);
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].replace(/^--/, '').split(/=(.*)/s, 2);
     if (flag === 'quick' || flag === 'resume') own[flag] = true;
@@ -55,6 +56,7 @@ export async function run(argv: string[]): Promise<number> {
   const o: CompareOptions = {
     quick: Boolean(own.quick), seeds: int('seeds', d.seeds), steps: int('steps', d.steps), evals: int('evals', d.evals),
     evalSamples: int('eval-samples', d.evalSamples), exactMatchSamples: int('exact-match-samples', d.exactMatchSamples),
+    trainSamples: own['train-samples'] === '0' ? 0 : int('train-samples', d.trainSamples),
     arms: own.arms ? String(own.arms).split(',').map((a) => a.trim()).filter(Boolean) : DEFAULT_ARMS,
     out: own.out ? String(own.out) : 'zpd-compare', model: train.model ?? null, data: train.data ?? null, evalData: train.evalData ?? null,
     train, resume: Boolean(own.resume),

@@ -7,7 +7,9 @@
 //   node scripts/default-corpus.mjs [--out DIR]      (DIR default .cache/corpus, git-ignored)
 //
 // writes, under DIR/corpus/ (files that already exist are reused, not rebuilt):
-//   kjv.txt      every verse, in order, one per line, the reference ("Ge1:1 ") stripped
+//   kjv.txt      every verse, in order, one per line, as "1:1 In the beginning God created…": the
+//                book's abbreviation dropped, chapter:verse kept (the only digits in the text, so the
+//                model learns what digits are and that they count up)
 //   train.txt    the verses not held out
 //   heldout.txt  every 50th verse (verses 50, 100, 150, … counting from 1), for evaluation
 // and prints the sizes. Other scripts: `import { ensureCorpus } from './default-corpus.mjs'`.
@@ -23,7 +25,7 @@ export const HELDOUT_EVERY = 50;
 export const DEFAULT_OUT = '.cache/corpus';
 
 // "Ge1:1 ", "1Sm3:4 ", "SSol2:1 ", "Phmn1:25 ": book abbreviation, chapter:verse, one space
-const REF = /^[1-3]?[A-Za-z]+[0-9]+:[0-9]+ /;
+const REF = /^[1-3]?[A-Za-z]+([0-9]+:[0-9]+) /;
 
 function installHint() {
   return 'install it with: apt-get install -y --no-install-recommends bible-kjv  (Debian/Ubuntu; the package bible-kjv-text holds the text)';
@@ -48,7 +50,7 @@ export function ensureBibleProgram({ log = console.log } = {}) {
   if (r.status !== 0 || !existsSync(BIBLE_BIN)) throw new Error(`apt-get install bible-kjv failed; ${installHint()}`);
 }
 
-/** Every verse of the KJV as plain text (no references), in order. */
+/** Every verse of the KJV as "chapter:verse text", in order. */
 export function readVerses() {
   ensureBibleProgram();
   // -f: pretty-printing off (one verse per line, reference first); stdin closed so it never waits
@@ -59,7 +61,7 @@ export function readVerses() {
   for (const line of r.stdout.split('\n')) {
     if (line.trim() === '') continue;
     if (!REF.test(line)) throw new Error(`unexpected line from ${BIBLE_BIN}: ${JSON.stringify(line.slice(0, 80))}`);
-    verses.push(line.replace(REF, '').replace(/\s+/g, ' ').trim());
+    verses.push(line.replace(REF, '$1 ').replace(/\s+/g, ' ').trim());
   }
   if (verses.length < 31000) throw new Error(`${BIBLE_BIN} gave only ${verses.length} verses (expected 31,102)`);
   return verses;

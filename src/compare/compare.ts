@@ -71,15 +71,17 @@ export interface CompareOptions {
   train: Partial<TrainOptions>;
   /** reuse runs already complete in --out with the same settings */
   resume: boolean;
+  /** train on a seeded subset of this many records (0: all) */
+  trainSamples: number;
 }
 
 export const COMPARE_DEFAULTS = {
-  full: { seeds: 5, steps: 300, evalSamples: 200, evals: 15, exactMatchSamples: 300 },
-  quick: { seeds: 2, steps: 24, evalSamples: 40, evals: 4, exactMatchSamples: 40 },
+  full: { seeds: 5, steps: 150, evalSamples: 100, evals: 8, exactMatchSamples: 150, trainSamples: 0 },
+  quick: { seeds: 2, steps: 12, evalSamples: 24, evals: 3, exactMatchSamples: 24, trainSamples: 400 },
 };
 
 /** The run settings every arm shares, unless the caller says otherwise. */
-export const COMPARE_TRAIN: Partial<TrainOptions> = { batchSize: 8, seqLen: 64, lr: 2e-3, warmup: 0.05, loraR: 16, loraAlpha: 32, rescoreEvery: 25 };
+export const COMPARE_TRAIN: Partial<TrainOptions> = { batchSize: 8, seqLen: 64, lr: 5e-3, warmup: 0.05, loraR: 16, loraAlpha: 32, rescoreEvery: 25 };
 
 export interface RunResult {
   arm: string;
@@ -155,7 +157,15 @@ export async function runCompare(o: CompareOptions, gpu: Gpu, log: Log = () => {
     await writeFile(join(out, 'heldout.jsonl'), text.filter((_, i) => held.has(i)).join('\n') + '\n');
     evalFile = join(out, 'heldout.jsonl');
   }
-  const dataFile = o.data && !o.evalData ? join(out, 'train.jsonl') : trainFile;
+  let dataFile = o.data && !o.evalData ? join(out, 'train.jsonl') : trainFile;
+  if (o.trainSamples > 0) {
+    const text = (await readFile(dataFile, 'utf8')).split('\n').filter((l) => l.trim());
+    if (text.length > o.trainSamples) {
+      const keep = new Set(sampleIndices(text.length, o.trainSamples, new Rng(deriveSeed(0, 6))));
+      dataFile = join(out, 'train-subset.jsonl');
+      await writeFile(dataFile, text.filter((_, i) => keep.has(i)).join('\n') + '\n');
+    }
+  }
   const evalRecords: DataRecord[] = (await readRecords(evalFile, tok, base)).records;
   const emIds = sampleIndices(evalRecords.length, Math.min(o.exactMatchSamples, evalRecords.length), new Rng(deriveSeed(0, 4))).sort((a, b) => a - b);
   const emRecords = emIds.map((i) => evalRecords[i]);
@@ -165,6 +175,7 @@ export async function runCompare(o: CompareOptions, gpu: Gpu, log: Log = () => {
 
   const runs: RunResult[] = [];
   const total = o.seeds * arms.length;
+  const initialScores = {}; // the starting model's scores of the whole set, computed once (see TrainHooks)
   for (let s = 1; s <= o.seeds; s++) {
     for (const arm of arms) {
       const folder = join(out, 'runs', `${arm.label.replace(/[^A-Za-z0-9=.-]+/g, '_')}-seed${s}`);
@@ -180,7 +191,7 @@ export async function runCompare(o: CompareOptions, gpu: Gpu, log: Log = () => {
         log(`${label}: reusing ${folder}`);
       } else {
         const ts = performance.now();
-        summary = await train(opts, { gpu });
+        summary = await train(opts, { gpu, initialScores });
         log(`${label}: final held-out loss ${summary.after?.loss.toFixed(4)}, ${((performance.now() - ts) / 1000).toFixed(0)} s (scoring ${(100 * summary.scoringShare).toFixed(0)}%)`);
       }
       const em = await runExactMatch(gpu, o.model, folder, emRecords);

@@ -67,6 +67,12 @@ export interface TrainHooks {
   onProgress?: (e: ProgressEvent) => void;
   /** aborting stops the run after the current step, with a checkpoint */
   signal?: AbortSignal;
+  /**
+   * Scores of every training sample under the starting model, shared by runs of the same model
+   * and data (compare): LoRA starts with B = 0, so they do not depend on the seed. The first run
+   * that scores the whole set fills it in; later runs use it, charged the time it took.
+   */
+  initialScores?: { scores?: SampleScore[]; seconds?: number };
 }
 
 export interface TrainSummary {
@@ -130,7 +136,7 @@ export function learningRate(o: Pick<TrainOptions, 'lr' | 'warmup' | 'schedule' 
 
 export async function runTraining(o: TrainOptions, env: TrainEnv, hooks: TrainHooks = {}): Promise<TrainSummary> {
   const folder = env.folder;
-  const t0 = performance.now();
+  let t0 = performance.now(); // wall time counts from here (moved back by scoring time taken from shared scores)
 
   // ---- data ---------------------------------------------------------------------------------
   const stop = new Set(env.stopIds);
@@ -250,9 +256,12 @@ export async function runTraining(o: TrainOptions, env: TrainEnv, hooks: TrainHo
       if (want) {
         const ts = performance.now();
         emit({ type: 'scoring', step, pool: want.length });
-        const scores = await scoreSamples(backend, maker, trainSet, want);
+        const shared = step === 1 && lora !== null && want.length === trainSet.length && want.every((v, i) => v === i) ? hooks.initialScores : undefined;
+        const scores = shared?.scores ?? (await scoreSamples(backend, maker, trainSet, want));
         const w = strategy.setScores(step, want, scores);
-        const seconds = (performance.now() - ts) / 1000;
+        const seconds = shared?.seconds ?? (performance.now() - ts) / 1000;
+        if (shared && !shared.scores) (shared.scores = scores), (shared.seconds = seconds);
+        else if (shared) t0 -= seconds * 1000; // the run is charged the shared scoring's time
         st.seconds.scoring += seconds;
         st.window = w ? { lo: w.lo, hi: w.hi, size: w.size, pool: w.pool, ...(w.target !== undefined ? { target: w.target } : {}) } : null;
         await log('metrics.jsonl', { type: 'rescore', step, pool: want.length, ...(st.window ?? {}), seconds });
