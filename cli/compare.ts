@@ -30,6 +30,7 @@ run's folder under runs/. With no --model/--data: the embedded model and graded 
   --train-samples N        train on a seeded subset of N records (0: all) [${F.trainSamples}]
   --out DIR                [zpd-compare]
   --resume                 reuse runs in --out that finished with the same settings
+  --report-only            write report.md and the charts again from --out's results.json
   train options            any of zpd-wgpu train's (defaults here: ${Object.entries(COMPARE_TRAIN).map(([k, v]) => `${k} ${v}`).join(', ')})`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -38,12 +39,20 @@ export async function run(argv: string[]): Promise<number> {
   const valued = new Set(['seeds', 'arms', 'steps', 'out', 'evals', 'eval-samples', 'exact-match-samples', 'train-samples']);
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].replace(/^--/, '').split(/=(.*)/s, 2);
-    if (flag === 'quick' || flag === 'resume') own[flag] = true;
+    if (flag === 'quick' || flag === 'resume' || flag === 'report-only') own[flag] = true;
     else if (valued.has(flag)) {
       const v = inline ?? argv[++i];
       if (v === undefined) throw new UsageError(`--${flag} needs a value`);
       own[flag] = v;
     } else rest.push(argv[i]);
+  }
+  if (own['report-only']) {
+    // render report.md and the charts again from --out's results.json (e.g. after a change to the report)
+    const { readFile } = await import('node:fs/promises');
+    const dir = own.out ? String(own.out) : 'zpd-compare';
+    const r = JSON.parse(await readFile(`${dir}/results.json`, 'utf8').catch(() => { throw new UsageError(`--report-only: ${dir}/results.json not found`); }));
+    console.log(`wrote ${(await writeReport(r, dir, r.command ?? 'zpd-wgpu compare')).join(', ')}`);
+    return 0;
   }
   const { options: train } = parseTrainArgs(rest, COMPARE_TRAIN);
   const d = own.quick ? Q : F;

@@ -35,8 +35,8 @@ const common = {
   plugins: [assetsPlugin],
   absWorkingDir: root,
 };
-// Runtime dependencies stay imports in the Node build; the browser build bundles them,
-// except Dawn's Node addon, which a browser never loads (src/gpu/device.ts imports it lazily).
+// Runtime dependencies stay imports in the Node build; the browser build bundles them, and never
+// names Dawn's Node addon (src/platform/ swaps it out with Node's built-ins).
 const nodeExternal = ['webgpu', 'msgpackr', 'hyparquet', '@huggingface/jinja', 'yaml'];
 // The browser build swaps src/platform/node.ts (Node's built-ins) for src/platform/browser.ts.
 const browserPlatform = {
@@ -48,7 +48,7 @@ const browserPlatform = {
 const jobs = [
   { entryPoints: ['src/index.ts'], outfile: 'dist/node/index.js', platform: 'node', external: nodeExternal },
   { entryPoints: ['src/reference/index.ts'], outfile: 'dist/node/reference.js', platform: 'node', external: nodeExternal },
-  { entryPoints: ['src/index.ts'], outfile: 'dist/browser/index.js', platform: 'browser', external: ['webgpu'], plugins: [assetsPlugin, browserPlatform] },
+  { entryPoints: ['src/index.ts'], outfile: 'dist/browser/index.js', platform: 'browser', plugins: [assetsPlugin, browserPlatform] },
   { entryPoints: ['cli/main.ts'], outfile: 'dist/cli.js', platform: 'node', external: nodeExternal },
   { entryPoints: ['bench/main.ts'], outfile: 'dist/bench.js', platform: 'node', packages: 'external' },
 ].filter((j) => existsSync(join(root, j.entryPoints[0])));

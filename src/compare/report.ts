@@ -59,7 +59,10 @@ export function renderReport(r: CompareResult, command: string): string {
     if (a.arm === 'random') continue;
     const st = verdict(a.stepsDelta, true), fl = verdict(a.finalLossDelta, true);
     const pct = (100 * a.stepsDelta.mean) / rndSteps;
-    lines.push(`- **${a.arm}** reached the target in ${a.reached} of ${a.runs} runs; against random it took ${f(Math.abs(a.stepsDelta.mean), 0)} ${a.stepsDelta.mean <= 0 ? 'fewer' : 'more'} steps on average (${f(Math.abs(pct), 0)}% ${pct <= 0 ? 'fewer' : 'more'}; 95% interval ${f(a.stepsDelta.lo, 0)} to ${f(a.stepsDelta.hi, 0)}): **${st}**. Its final held-out loss was ${a.finalLossDelta.mean <= 0 ? 'lower' : 'higher'} by ${f(Math.abs(a.finalLossDelta.mean), 4)} (interval ${f(a.finalLossDelta.lo, 4)} to ${f(a.finalLossDelta.hi, 4)}): **${fl}**.`);
+    const steps = a.reached === 0
+      ? `never reached random's final held-out loss within the ${s.steps}-step budget (0 of ${a.runs} runs)`
+      : `reached the target in ${a.reached} of ${a.runs} runs${a.reached < a.runs ? ' (the others count as the whole budget)' : ''}; against random it took ${f(Math.abs(a.stepsDelta.mean), 0)} ${a.stepsDelta.mean <= 0 ? 'fewer' : 'more'} steps on average (${f(Math.abs(pct), 0)}% ${pct <= 0 ? 'fewer' : 'more'}; 95% interval ${f(a.stepsDelta.lo, 0)} to ${f(a.stepsDelta.hi, 0)}): **${st}**`;
+    lines.push(`- **${a.arm}** ${steps}. Its final held-out loss was ${a.finalLossDelta.mean <= 0 ? 'lower' : 'higher'} by ${f(Math.abs(a.finalLossDelta.mean), 4)} (interval ${f(a.finalLossDelta.lo, 4)} to ${f(a.finalLossDelta.hi, 4)}): **${fl}**.`);
   }
   const zpd = r.arms.filter((a) => a.arm.startsWith('zpd'));
   if (zpd.length) {
@@ -124,7 +127,7 @@ export function renderCharts(r: CompareResult): Record<string, string> {
 export async function writeReport(r: CompareResult, dir: string, command: string): Promise<string[]> {
   const { writeFileAtomic } = await import('../io/safetensors.js');
   const { join } = await nodePath();
-  const files: Record<string, string> = { 'report.md': renderReport(r, command), 'results.json': JSON.stringify(r, null, 2) + '\n', ...renderCharts(r) };
+  const files: Record<string, string> = { 'report.md': renderReport(r, command), 'results.json': JSON.stringify({ ...r, command }, null, 2) + '\n', ...renderCharts(r) };
   for (const [name, text] of Object.entries(files)) await writeFileAtomic(join(dir, name), [text]);
   return Object.keys(files).map((n) => join(dir, n));
 }

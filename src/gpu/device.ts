@@ -2,6 +2,7 @@
 // Dawn comes from the `webgpu` package. Everything else receives a ready `Gpu`.
 import { DeviceLostError, GpuError, NoAdapterError } from '../errors.js';
 import { Gpu } from './gpu.js';
+import { dawn } from '../platform/node.js';
 
 /** Optional features we use when the adapter has them. */
 export const WANTED_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'] as const;
@@ -29,7 +30,7 @@ async function navigatorGpu(dawnOptions: string[]): Promise<GPU> {
     throw new NoAdapterError('this browser has no navigator.gpu; use a browser with WebGPU enabled');
   }
   if (!nodeGpu) {
-    const webgpu = await import('webgpu');
+    const webgpu = await dawn();
     // Dawn's Node bindings need the WebGPU globals (GPUBufferUsage, …) installed once.
     Object.assign(globalThis, webgpu.globals);
     nodeGpu = webgpu.create(dawnOptions) as GPU;

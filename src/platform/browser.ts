@@ -14,5 +14,6 @@ export const nodePath: typeof node.nodePath = async () => unavailable('file path
 export const nodeOs: typeof node.nodeOs = async () => unavailable('the OS module');
 export const nodeUrl: typeof node.nodeUrl = async () => unavailable('file URLs');
 export const nodeCrypto: typeof node.nodeCrypto = async () => unavailable("Node's crypto");
+export const dawn: typeof node.dawn = async () => unavailable("Dawn's Node bindings (a browser has navigator.gpu)");
 export const pid = (): number => 0;
 export const env = (_name: string): string | undefined => undefined;

@@ -8,6 +8,8 @@ export const nodePath = () => import('node:path');
 export const nodeOs = () => import('node:os');
 export const nodeUrl = () => import('node:url');
 export const nodeCrypto = () => import('node:crypto');
+/** Dawn's Node bindings (the `webgpu` package): WebGPU for Node. */
+export const dawn = () => import('webgpu');
 /** This process's id (temporary file names), in Node. */
 export const pid = (): number => process.pid;
 /** An environment variable, in Node. */
