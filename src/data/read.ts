@@ -205,6 +205,11 @@ export async function readDataset(file: string, opts: ReadDataOptions = {}): Pro
   const buf = await readFile(file).catch((e: NodeJS.ErrnoException) => {
     throw new UsageError(`cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
   });
+  return parseDataset(buf, file, opts);
+}
+
+/** Records from a data file's bytes (.parquet by its name, else JSONL); `file` names it in errors. */
+export async function parseDataset(buf: Uint8Array, file: string, opts: ReadDataOptions = {}): Promise<ReadDataResult> {
   if (/\.parquet$/i.test(file)) {
     const { parquetReadObjects } = await import('hyparquet');
     const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer;
