@@ -17,3 +17,7 @@ export const nodeCrypto: typeof node.nodeCrypto = async () => unavailable("Node'
 export const dawn: typeof node.dawn = async () => unavailable("Dawn's Node bindings (a browser has navigator.gpu)");
 export const pid = (): number => 0;
 export const env = (_name: string): string | undefined => undefined;
+export const setV8Flags: typeof node.setV8Flags = () => {};
+export const cpuCount: typeof node.cpuCount = () => (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? null;
+export const workerThreads: typeof node.workerThreads = () => undefined;
+export const WORKER_BOOT: typeof node.WORKER_BOOT = 'self.onmessage = (e) => start(e.data, () => self.postMessage(\'ready\'));';

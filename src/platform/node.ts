@@ -14,3 +14,14 @@ export const dawn = () => import('webgpu');
 export const pid = (): number => process.pid;
 /** An environment variable, in Node. */
 export const env = (name: string): string | undefined => process.env[name];
+
+// What the wasm backend (src/wasm/) needs synchronously: V8's flags, the core count, worker threads.
+const builtin = <T>(name: string): T | undefined => (process as { getBuiltinModule?: (n: string) => unknown }).getBuiltinModule?.(name) as T | undefined;
+/** Switch a V8 flag on for this process (e.g. relaxed SIMD on Node 20). */
+export const setV8Flags = (flags: string): void => builtin<typeof import('node:v8')>('node:v8')?.setFlagsFromString(flags);
+/** The cores this process may use, or null when unknown. */
+export const cpuCount = (): number | null => builtin<typeof import('node:os')>('node:os')?.availableParallelism?.() ?? null;
+/** Node's worker_threads (a browser has Web Workers instead). */
+export const workerThreads = () => builtin<typeof import('node:worker_threads')>('node:worker_threads');
+/** The last line of a wasm worker's source (src/wasm/worker.ts): how it gets its data and says it is ready. */
+export const WORKER_BOOT: string = "const wt = require('node:worker_threads'); start(wt.workerData, () => wt.parentPort.postMessage('ready'));";
