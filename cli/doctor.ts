@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { tunedGpu } from './gpu.js';
 import { matmulSelfTest, modelSelfTest } from './selftest.js';
+import { decide, measureBackends } from '../src/wasm/select.js';
 
 export const summary = 'show the WebGPU adapter, its features and limits, and a matmul self-test';
 export const usage = `Usage: zpd-wgpu doctor [--json]
@@ -12,7 +13,10 @@ against the CPU reference) with its GFLOP/s, and one LoRA training step of a tin
 against the float64 reference model: every kernel family the trainer uses. Exits non-zero when
 any result is wrong, or, saying what to install, when there is no adapter.
 
-  --json   print one object: {adapter, features, limits, matmulGflops, matmulTiles, matmulTilesFrom, selfTest}`;
+  --json   print one object: {adapter, features, limits, matmulGflops, matmulTiles, matmulTilesFrom, selfTest, backends}
+
+It also times the wasm backend (the CPU, SIMD on every core) on the same matmul and says which
+backend --backend auto would pick: a hardware GPU, else the faster of the two.`;
 
 const SHOWN_LIMITS = [
   'maxBufferSize', 'maxStorageBufferBindingSize', 'maxComputeWorkgroupStorageSize',
@@ -28,6 +32,8 @@ export async function run(argv: string[]): Promise<number> {
   for (const k of SHOWN_LIMITS) limits[k] = (gpu.limits as unknown as Record<string, number>)[k];
   const self = await matmulSelfTest(gpu);
   const kernels = await modelSelfTest(gpu);
+  const speeds = await measureBackends(gpu); // the wasm backend beside this GPU, as --backend auto decides
+  const pick = decide(gpu.info, speeds);
   const report = {
     adapter: gpu.info,
     features: [...gpu.features].sort(),
@@ -36,6 +42,7 @@ export async function run(argv: string[]): Promise<number> {
     matmulTiles: tiles,
     matmulTilesFrom: tilesFrom,
     selfTest: { shape: self.shape, maxError: self.maxError, ok: self.ok && kernels.every((k) => k.ok), clock: self.clock, kernels },
+    backends: { ...speeds, auto: pick.kind, reason: pick.reason },
   };
   gpu.destroy();
   if (values.json) {
@@ -54,6 +61,10 @@ export async function run(argv: string[]): Promise<number> {
     );
     console.log('training step of a tiny model vs the float64 reference:');
     for (const k of kernels) console.log(`  ${k.ok ? 'OK   ' : 'WRONG'} ${k.name} (max |err| ${k.maxError.toExponential(2)})`);
+    console.log(
+      `backends     matmul ${speeds.size}³: webgpu ${speeds.webgpu!.toFixed(1)} GFLOP/s, wasm ${speeds.wasm.toFixed(1)} GFLOP/s ` +
+        `(${speeds.wasmThreads} threads, ${speeds.wasmIsa}); --backend auto picks ${pick.kind}`,
+    );
   }
   return report.selfTest.ok ? 0 : 1;
 }

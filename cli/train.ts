@@ -25,7 +25,7 @@ export async function run(argv: string[]): Promise<number> {
   if (config) ({ options } = parseTrainArgs(argv, await readConfigFile(config)));
   if (options.resume && !options.out) throw new UsageError('--resume needs --out DIR (the run folder to continue)');
 
-  const { gpu } = await tunedGpu();
+  const { gpu } = options.backend === 'wasm' ? { gpu: undefined } : await tunedGpu(); // the wasm backend needs no GPU
   const progress = new Progress();
   const controller = new AbortController();
   let interrupts = 0;

@@ -40,7 +40,7 @@ export class GpuError extends ZpdError {
     super(
       `WebGPU ${kind} error: ${message}`,
       kind === 'out-of-memory'
-        ? 'the GPU ran out of memory: try a smaller --batch-size or --seq-len'
+        ? 'the GPU ran out of memory: try a smaller --batch-size (with --grad-accum to keep the batch) or --seq-len, --recompute, f16 weights (--weights f16), fewer --target-modules, or a smaller model'
         : 'this is a bug in zpd-wgpu or the WebGPU implementation; please report it with `npx zpd-wgpu doctor --json`',
     );
   }

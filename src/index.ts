@@ -24,7 +24,7 @@ export { Tokenizer, cleanUpSpaces, type EncodeOptions, type DecodeOptions, type 
 export { compactFromJSON, type CompactTokenizer } from './tokenizer/compact.js';
 export { loadTokenizer, readJsonFile, type LoadTokenizerOptions, type LoadInfo } from './tokenizer/files.js';
 export { Batcher, bucketByLength, samplesFromRecords, type Batch, type BatchSample, type BatcherOptions, type PackResult } from './tokenizer/batcher.js';
-export { readDataset, parseJsonl, rowsToRecords, recordToText, detectFormat, type DataFormat, type DataRecord, type ChatRenderer, type ReadDataOptions, type ReadDataResult } from './data/read.js';
+export { readDataset, parseDataset, parseJsonl, rowsToRecords, recordToText, detectFormat, type DataFormat, type DataRecord, type ChatRenderer, type ReadDataOptions, type ReadDataResult } from './data/read.js';
 export { LlamaModel, generate, numSegments, readSampleStats, type ModelBatch, type SampleStats, type EncodedStats, type GenerateOptions, type KvCache, type Param, type Weight, type Linear, type Layer } from './model/llama.js';
 export { loadModel, modelFromStore, attachLora, currentAdapter, saveModelAdapter, loadModelAdapter, type LoadOptions } from './model/load.js';
 export { mergeAndSave, mergeInto } from './model/merge.js';
@@ -33,11 +33,23 @@ export { sampleToken, argmax, type SamplingOptions } from './model/sample.js';
 export { Rng, makeRng, deriveSeed } from './rng.js';
 export { DEFAULT_ADAMW, type AdamwOptions, type StepResult, type TensorState, type OptimizerState, type TrainBackend } from './train/backend.js';
 export { WebGpuBackend } from './train/step.js';
+// the wasm backend: the CPU (SIMD, threads on a shared memory) where there is no GPU
+export { WasmKernels, hasRelaxedSimd, WASM_MAX_BYTES, type WasmKernelOptions } from './wasm/kernels.js';
+export { WasmModel, loadWasmModel, wasmModelFromStore, type WasmLoadOptions, type WasmKvCache } from './wasm/model.js';
+export { WasmBackend, createWasmBackend, wasmTrainBackend } from './wasm/backend.js';
+export { resolveBackend, measureBackends, decide as decideBackend, isSoftwareAdapter, type BackendChoice, type BackendPick, type BackendSpeeds } from './wasm/select.js';
+export { benchWasmStep, type WasmStepSpec, type WasmStepResult } from './wasm/bench.js';
 // the trainer: options in, a PEFT adapter (or model), logs and checkpoints out
 export { train, score, evaluateFile, openScorer, embeddedPath, type NodeTrainHooks, type ScoreOptions, type SampleReport } from './train/train.js';
 export { runTraining, learningRate, DivergenceError, type TrainEnv, type TrainHooks, type TrainSummary, type ProgressEvent, type WindowInfo } from './train/loop.js';
 export { TRAIN_DEFAULTS, TRAIN_SPECS, parseTrainArgs, resolveTrainOptions, trainHelp, type TrainOptions } from './train/options.js';
 export { NodeRunFolder, type RunFolder } from './train/io.js';
+// training in a browser: files without a file system, OPFS run folders, the Web Worker (dist/browser/worker.js)
+export { OpfsRunFolder, OPFS_RUNS } from './train/opfs.js';
+export { trainInBrowser, openModelFiles, modelFilesFromUrl, modelFilesFromFiles, dataFromFile, dataFromUrl, runAdapterFiles, loadTuned, generateText, type ModelFiles, type DataFile, type OpenedModel, type BrowserTrainInputs, type BrowserTrainHooks, type TunedModel } from './train/browser.js';
+export { httpSource, fetchBytes, HTTP_CACHE, type HttpOptions } from './io/http.js';
+export { TrainerWorker, WorkerError, type TrainCallbacks } from './worker/client.js';
+export type { ModelSpec, DataSpec, TrainRequest, GenerateRequest, RunInfo, AdapterInfo, ErrorInfo, ToWorker, FromWorker } from './worker/protocol.js';
 export { saveCheckpoint, loadCheckpoint, type CheckpointState } from './train/checkpoint.js';
 export { toSamples, BatchMaker, scoreSamples, evaluate, aggregate, rowLength, type Sample, type EvalResult } from './train/data.js';
 export { multipleChoice, exactMatch, mcPrompt, parseMc, isMcRecord, type McQuestion, type McResult, type ExactMatchResult } from './train/eval.js';

@@ -35,6 +35,7 @@ export interface TrainOptions {
   full: boolean;
   recompute: boolean;
   weights: 'auto' | 'f16' | 'f32';
+  backend: 'webgpu' | 'wasm' | 'auto';
   rescoreEvery: number;
   scorePool: number;
   zpdWindow: ZpdWindow;
@@ -117,6 +118,7 @@ export const TRAIN_SPECS = [
     { key: 'full', flag: 'full', kind: 'bool', help: 'full fine-tuning of every weight (tiny models); writes a model folder instead of an adapter' },
     { key: 'recompute', flag: 'recompute', kind: 'bool', help: 'recompute activations in the backward (less memory, ~25% slower)' },
     { key: 'weights', flag: 'weights', kind: 'choice', choices: ['auto', 'f16', 'f32'], help: 'storage of frozen weights (auto: f16 for half-precision checkpoints where the GPU has shader-f16)' },
+    { key: 'backend', flag: 'backend', kind: 'choice', choices: ['webgpu', 'wasm', 'auto'], help: 'where the model runs: webgpu; wasm (the CPU: SIMD on every core, no GPU needed; f32 weights); auto (a hardware GPU, else the faster of the two)' },
   ]),
   ...g('Evaluation, checkpoints, output', [
     { key: 'evalEvery', flag: 'eval-every', kind: 'int', arg: 'N', min: 0, help: 'held-out evaluation every N steps (0: steps/10)' },
@@ -138,7 +140,7 @@ export const TRAIN_DEFAULTS: TrainOptions = {
   steps: 1000, epochs: 0, batchSize: 8, gradAccum: 1, seqLen: 512, lr: 2e-4, warmup: 0.05, schedule: 'cosine',
   minLrRatio: 0.1, weightDecay: 0, maxGradNorm: 1, beta1: 0.9, beta2: 0.999, seed: 0,
   loraR: 8, loraAlpha: 16, loraDropout: 0, targetModules: [...LORA_MODULES], rslora: false, full: false,
-  recompute: false, weights: 'auto',
+  recompute: false, weights: 'auto', backend: 'webgpu',
   evalEvery: 0, evalSamples: 200, evalSplit: 0.05, patience: 0, exactMatch: 0, saveEvery: 0, out: null, resume: false, overwrite: false,
 };
 

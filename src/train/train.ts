@@ -6,10 +6,10 @@ import { UsageError } from '../errors.js';
 import { getGpu } from '../gpu/device.js';
 import type { Gpu } from '../gpu/gpu.js';
 import { loadConfig, type ModelConfig } from '../io/config.js';
-import { getMatmulTiles, setMatmulTiles, type MatmulTiles } from '../kernels/matmul.js';
-import { readDataset, type DataRecord, type DataFormat } from '../data/read.js';
+import { getMatmulTiles } from '../kernels/matmul.js';
+import { readDataset, type DataRecord } from '../data/read.js';
 import type { LlamaModel } from '../model/llama.js';
-import { attachLora, loadModel, loadModelAdapter } from '../model/load.js';
+import { loadModel, loadModelAdapter } from '../model/load.js';
 import { deriveSeed, Rng } from '../rng.js';
 import { loadTokenizer } from '../tokenizer/files.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -19,10 +19,13 @@ import { NodeRunFolder, type RunFolder } from './io.js';
 import { runTraining, type TrainEnv, type TrainHooks, type TrainSummary } from './loop.js';
 import { resolveTrainOptions, type TrainOptions } from './options.js';
 import { WebGpuBackend } from './step.js';
+import { checkFits, checkRecords, readOptions, splitHeldOut, stopIdsOf, trainBackend, useRunTiles, type RecordOptions } from './setup.js';
+import { createWasmBackend, wasmTrainBackend } from '../wasm/backend.js';
+import { isSoftwareAdapter, resolveBackend, wasmRunInfo } from '../wasm/select.js';
 import { sampleIndices } from '../curriculum/strategies.js';
 import { exactMatch, type ExactMatchResult } from './eval.js';
 import type { SampleScore } from '../curriculum/signals.js';
-import { env as envVar, nodeFs, nodeFsSync, nodePath, nodeUrl } from '../platform/node.js';
+import { env as envVar, nodeFs, nodeFsSync, nodeOs, nodePath, nodeUrl } from '../platform/node.js';
 
 /** A file or folder shipped with the package (default/model, default/data/…), found from this module. */
 export async function embeddedPath(rel: string): Promise<string> {
@@ -44,21 +47,12 @@ export async function modelTokenizer(dir: string): Promise<{ tok: Tokenizer; cfg
     throw new UsageError(`--model ${dir}: no such folder (give a Hugging Face model folder: config.json, *.safetensors, tokenizer.json)`);
   const cfg = await loadConfig(dir);
   const tok = await loadTokenizer(dir);
-  const eos = cfg.eosTokenId === null ? [] : Array.isArray(cfg.eosTokenId) ? cfg.eosTokenId : [cfg.eosTokenId];
-  const stopIds = [...new Set([...eos, ...(tok.eosId === null ? [] : [tok.eosId])])];
-  return { tok, cfg, stopIds };
+  return { tok, cfg, stopIds: stopIdsOf(cfg, tok) };
 }
 
 /** Records of a data file as train, score and eval read them (chat templates applied as asked). */
-export async function readRecords(file: string, tok: Tokenizer, o: { format: TrainOptions['format']; chatTemplate: TrainOptions['chatTemplate']; skipBad: boolean }): Promise<{ records: DataRecord[]; skipped: number; problems: string[] }> {
-  const useChat = o.chatTemplate === 'on' || (o.chatTemplate === 'auto' && tok.chatTemplate !== null);
-  if (o.chatTemplate === 'on' && tok.chatTemplate === null) throw new UsageError('--chat-template on: the tokenizer has no chat_template (tokenizer_config.json)');
-  const r = await readDataset(file, {
-    format: o.format as DataFormat | 'auto', skipBad: o.skipBad,
-    chat: useChat ? (m, g) => tok.applyChatTemplate(m, { addGenerationPrompt: g }) : undefined,
-  });
-  if (r.records.length === 0) throw new UsageError(`${file}: no records${r.skipped ? ` (${r.skipped} bad lines skipped)` : ''}`);
-  return r;
+export async function readRecords(file: string, tok: Tokenizer, o: RecordOptions): Promise<{ records: DataRecord[]; skipped: number; problems: string[] }> {
+  return checkRecords(await readDataset(file, readOptions(tok, o)), file);
 }
 
 async function fileHash(file: string): Promise<string> {
@@ -123,23 +117,12 @@ export async function train(options: Partial<TrainOptions>, hooks: NodeTrainHook
   const trainRead = await read(dataFile);
   let trainRecords = trainRead.records, evalRecords: DataRecord[], heldOut: number[] | null = null;
   if (evalFile) evalRecords = (await read(evalFile)).records;
-  else {
-    // a seeded held-out split of --data; its lines are recorded in run.json
-    const n = trainRecords.length;
-    const k = n < 2 ? 0 : Math.max(1, Math.round(o.evalSplit * n));
-    const held = new Set(sampleIndices(n, k, new Rng(deriveSeed(o.seed, 3))));
-    evalRecords = trainRecords.filter((_, i) => held.has(i));
-    trainRecords = trainRecords.filter((_, i) => !held.has(i));
-    heldOut = evalRecords.map((r) => r.line);
-  }
+  else ({ train: trainRecords, eval: evalRecords, heldOut } = splitHeldOut(trainRecords, o));
+  const where = await resolveBackend(o.backend, hooks.gpu); // --backend: the GPU, or null for wasm
+  const gpu = where.gpu;
+  if (gpu) checkFits(cfg, o, gpu, isSoftwareAdapter(gpu.info) ? (await nodeOs()).totalmem() : null);
   const folder = hooks.folder ?? (await NodeRunFolder.open(o.out ?? defaultRunDir()));
-  const gpu = hooks.gpu ?? (await getGpu());
-  if (o.resume) {
-    // the matmul tiles of the run being resumed (they decide summation orders: bit-exact resume)
-    const prev = await folder.read('run.json');
-    const tiles = prev ? (JSON.parse(new TextDecoder().decode(prev))?.inputs?.matmulTiles as MatmulTiles | undefined) : undefined;
-    if (tiles) setMatmulTiles(gpu, tiles);
-  }
+  if (o.resume && gpu) await useRunTiles(folder, gpu);
   const hashes = {
     data: await fileHash(dataFile),
     evalData: evalFile ? await fileHash(evalFile) : null,
@@ -150,20 +133,14 @@ export async function train(options: Partial<TrainOptions>, hooks: NodeTrainHook
     tokenizer: tok, stopIds, train: trainRecords, eval: evalRecords, folder, baseModel: embedded ? 'zpd-wgpu/default' : modelDir,
     provenance: {
       model: modelDir, data: dataFile, evalData: evalFile, heldOutLines: heldOut, skippedLines: trainRead.skipped,
-      hashes, matmulTiles: getMatmulTiles(gpu), adapter: gpu.info, revision: await revision(),
+      hashes, ...(gpu ? { matmulTiles: getMatmulTiles(gpu), adapter: gpu.info } : { wasm: wasmRunInfo() }), backendChoice: where.reason, revision: await revision(),
     },
-    async createBackend(b) {
-      const model = await loadModel(gpu, modelDir, { full: b.lora === null, weights: b.lora === null ? 'f32' : b.weights });
-      if (b.lora) attachLora(model, b.lora, b.seed);
-      model.recompute = b.recompute;
-      const backend = new WebGpuBackend(model);
-      backend.nanSteps = faultSteps();
-      backend.loseDeviceAt = Number(envVar('ZPD_WGPU_INJECT_LOST') ?? 0);
-      return backend;
-    },
+    createBackend: (b) => gpu
+      ? trainBackend((lo) => loadModel(gpu, modelDir, lo), b, { nanSteps: faultSteps(), loseDeviceAt: Number(envVar('ZPD_WGPU_INJECT_LOST') ?? 0) })
+      : wasmTrainBackend(modelDir, b, faultSteps()),
     async referenceNll(samples: Sample[], maker: BatchMaker) {
       if (!o.reference) throw new UsageError("the 'reducible' curriculum needs --reference DIR");
-      const ref = new WebGpuBackend(await loadModel(gpu, o.reference, { weights: o.weights }));
+      const ref = gpu ? new WebGpuBackend(await loadModel(gpu, o.reference, { weights: o.weights })) : await createWasmBackend(o.reference);
       try {
         return (await scoreSamples(ref, maker, samples, samples.map((s) => s.id))).map((s) => s.nll);
       } finally {
@@ -183,7 +160,7 @@ export async function train(options: Partial<TrainOptions>, hooks: NodeTrainHook
   const emRecords = sampleIndices(evalRecords.length, Math.min(o.exactMatch, evalRecords.length), new Rng(deriveSeed(o.seed, 5)))
     .sort((a, b) => a - b).map((i) => evalRecords[i]).filter((r) => r.prompt);
   const em = async (model: string, adapter: string | null) => {
-    const s = await openScorer({ model, adapter, weights: o.weights }, gpu);
+    const s = await openScorer({ model, adapter, weights: o.weights, backend: where.kind }, gpu ?? undefined);
     try {
       return await exactMatch(s.model, s.tok, emRecords, s.stopIds, { seqLen: o.seqLen });
     } finally {
@@ -218,6 +195,8 @@ export interface ScoreOptions {
   skipBad: boolean;
   seqLen: number;
   weights: TrainOptions['weights'];
+  /** Where the model runs (default webgpu). */
+  backend?: TrainOptions['backend'];
 }
 
 export const SCORE_DEFAULTS: Omit<ScoreOptions, 'data'> = { model: null, adapter: null, format: 'auto', chatTemplate: 'auto', skipBad: false, seqLen: 512, weights: 'auto' };
@@ -230,10 +209,17 @@ export interface SampleReport extends SampleScore {
   level?: number;
 }
 
-/** A model (and adapter) on the GPU with its tokenizer, as score and eval use it. */
-export async function openScorer(o: Pick<ScoreOptions, 'model' | 'adapter' | 'weights'>, gpu?: Gpu) {
+/** A model (and adapter) on the GPU — or on the wasm backend — with its tokenizer, as score and eval use it. */
+export async function openScorer(o: Pick<ScoreOptions, 'model' | 'adapter' | 'weights' | 'backend'>, gpu?: Gpu) {
   const modelDir = o.model ?? (await embeddedPath('model'));
   const { tok, stopIds } = await modelTokenizer(modelDir);
+  const where = o.backend && o.backend !== 'webgpu' ? await resolveBackend(o.backend, gpu) : null;
+  if (where?.kind === 'wasm') {
+    const w = await createWasmBackend(modelDir);
+    if (o.adapter) await w.model.loadAdapter(o.adapter);
+    return { tok, stopIds, model: w.model.asGenerator(), backend: w, modelDir };
+  }
+  gpu ??= where?.gpu ?? undefined;
   const g = gpu ?? (await getGpu());
   const model: LlamaModel = await loadModel(g, modelDir, { weights: o.weights });
   if (o.adapter) await loadModelAdapter(model, o.adapter);
