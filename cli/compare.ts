@@ -19,6 +19,8 @@ run's folder under runs/. With no --model/--data: the embedded model and graded 
 
   --quick                  ${Q.seeds} seeds × ${Q.steps} steps on ${Q.trainSamples} training records, small evaluations: a few minutes
   --seeds N                seeds per arm [${F.seeds}]
+  --first-seed S           run seeds S…S+N−1 [1]: split a compare over processes or machines,
+                           then copy every runs/ folder into one --out and run it with --resume
   --arms A,B,…             [${DEFAULT_ARMS.join(',')}]; variants as name:setting, e.g.
                            zpd:learnability, zpd:adaptive, zpd:mean:band=-0.5-1, zpd:band=0.2-0.7,
                            zpd:signal=entropy, zpd:replay=0.3, zpd:pool=200, zpd:rescore=10,
@@ -36,7 +38,7 @@ run's folder under runs/. With no --model/--data: the embedded model and graded 
 export async function run(argv: string[]): Promise<number> {
   const own: Record<string, string | boolean> = {};
   const rest: string[] = [];
-  const valued = new Set(['seeds', 'arms', 'steps', 'out', 'evals', 'eval-samples', 'exact-match-samples', 'train-samples']);
+  const valued = new Set(['seeds', 'first-seed', 'arms', 'steps', 'out', 'evals', 'eval-samples', 'exact-match-samples', 'train-samples']);
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].replace(/^--/, '').split(/=(.*)/s, 2);
     if (flag === 'quick' || flag === 'resume' || flag === 'report-only') own[flag] = true;
@@ -63,14 +65,14 @@ export async function run(argv: string[]): Promise<number> {
     return x;
   };
   const o: CompareOptions = {
-    quick: Boolean(own.quick), seeds: int('seeds', d.seeds), steps: int('steps', d.steps), evals: int('evals', d.evals),
+    quick: Boolean(own.quick), seeds: int('seeds', d.seeds), firstSeed: int('first-seed', 1), steps: int('steps', d.steps), evals: int('evals', d.evals),
     evalSamples: int('eval-samples', d.evalSamples), exactMatchSamples: int('exact-match-samples', d.exactMatchSamples),
     trainSamples: own['train-samples'] === '0' ? 0 : int('train-samples', d.trainSamples),
     arms: own.arms ? String(own.arms).split(',').map((a) => a.trim()).filter(Boolean) : DEFAULT_ARMS,
     out: own.out ? String(own.out) : 'zpd-compare', model: train.model ?? null, data: train.data ?? null, evalData: train.evalData ?? null,
     train, resume: Boolean(own.resume),
   };
-  if (o.seeds < 2) throw new UsageError('--seeds must be at least 2 (intervals need pairs)');
+  if (o.seeds < 2 && own['first-seed'] === undefined) throw new UsageError('--seeds must be at least 2 (intervals need pairs); one seed is allowed only as a shard of a larger compare (--first-seed)');
   const { gpu } = await tunedGpu();
   console.error(`compare: ${o.arms.length} arms × ${o.seeds} seeds × ${o.steps} steps → ${o.out}`);
   const result = await runCompare(o, gpu, (l) => console.error(l));

@@ -1,7 +1,7 @@
 // zpd-wgpu compare --quick as a user runs it: on the embedded default, and on a graded task
 // family the shipped set does not contain, passed with --data alone. Every file of the report
 // is written; the SVG charts are decoded and drawn by headless Chromium.
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
@@ -56,11 +56,13 @@ function checkReport(dir: string, arms: string[]): void {
 const ARMS = ['random', 'easy2hard', 'hard2easy', 'zpd', 'random-growing'];
 
 describeGpu('zpd-wgpu compare --quick', () => {
+  let first = ''; // the first test's --out, gathered with more seeds by the last one
   it('on the embedded default: report.md with a row and an interval per arm, results.json, SVG charts that render', async () => {
     const out = mkdtempSync(join(tmpdir(), 'zpd-compare-'));
     const r = await cli('compare', '--quick', '--out', out);
     expect(r.code, r.stderr).toBe(0);
     checkReport(out, ARMS);
+    first = out;
   }, 900_000);
 
   it('on a task family the shipped set does not contain, given with --data alone', async () => {
@@ -73,5 +75,27 @@ describeGpu('zpd-wgpu compare --quick', () => {
     checkReport(out, ARMS);
     expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(/max:2 \| max:3/);
     expect(existsSync(join(out, 'heldout.jsonl'))).toBe(true); // the seeded split, kept beside the report
+  }, 900_000);
+
+  it('split over processes with --first-seed, gathered with --resume: every run reused, the same numbers as where they were made', async () => {
+    expect(first, 'the first test ran').not.toBe('');
+    const shard = mkdtempSync(join(tmpdir(), 'zpd-compare-shard-'));
+    const arms = 'random,zpd';
+    const a = await cli('compare', '--quick', '--arms', arms, '--first-seed', '3', '--seeds', '2', '--out', shard);
+    expect(a.code, a.stderr).toBe(0);
+    expect(a.stderr).toMatch(/random seed 3: final held-out loss/);
+    const all = mkdtempSync(join(tmpdir(), 'zpd-compare-all-'));
+    for (const [dir, seeds] of [[first, [1, 2]], [shard, [3, 4]]] as const)
+      for (const s of seeds) for (const arm of arms.split(',')) cpSync(join(dir, 'runs', `${arm}-seed${s}`), join(all, 'runs', `${arm}-seed${s}`), { recursive: true });
+    const b = await cli('compare', '--quick', '--arms', arms, '--seeds', '4', '--resume', '--out', all);
+    expect(b.code, b.stderr).toBe(0);
+    expect(b.stderr.match(/: reusing /g)?.length, b.stderr).toBe(8);
+    type Run = { arm: string; seed: number; finalLoss: number; exactMatch: unknown; curve: unknown };
+    const runsOf = (dir: string): Run[] => JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')).runs;
+    const numbers = (r: Run) => JSON.stringify([r.finalLoss, r.exactMatch, r.curve]);
+    const gathered = new Map(runsOf(all).map((r) => [`${r.arm} ${r.seed}`, numbers(r)]));
+    const made = [...runsOf(first), ...runsOf(shard)].filter((r) => arms.split(',').includes(r.arm));
+    expect(made.length).toBe(8);
+    for (const r of made) expect(gathered.get(`${r.arm} ${r.seed}`), `${r.arm} ${r.seed}`).toBe(numbers(r));
   }, 900_000);
 });

@@ -56,6 +56,8 @@ export function parseArm(spec: string): Arm {
 export interface CompareOptions {
   quick: boolean;
   seeds: number;
+  /** the first seed (seeds first…first+seeds−1): a compare split over processes or machines */
+  firstSeed?: number;
   arms: string[];
   steps: number;
   out: string;
@@ -176,7 +178,8 @@ export async function runCompare(o: CompareOptions, gpu: Gpu, log: Log = () => {
   const runs: RunResult[] = [];
   const total = o.seeds * arms.length;
   const initialScores = {}; // the starting model's scores of the whole set, computed once (see TrainHooks)
-  for (let s = 1; s <= o.seeds; s++) {
+  const first = o.firstSeed ?? 1;
+  for (let s = first; s < first + o.seeds; s++) {
     for (const arm of arms) {
       const folder = join(out, 'runs', `${arm.label.replace(/[^A-Za-z0-9=.-]+/g, '_')}-seed${s}`);
       const opts: Partial<TrainOptions> = {
@@ -194,7 +197,7 @@ export async function runCompare(o: CompareOptions, gpu: Gpu, log: Log = () => {
         summary = await train(opts, { gpu, initialScores });
         log(`${label}: final held-out loss ${summary.after?.loss.toFixed(4)}, ${((performance.now() - ts) / 1000).toFixed(0)} s (scoring ${(100 * summary.scoringShare).toFixed(0)}%)`);
       }
-      const em = await runExactMatch(gpu, o.model, folder, emRecords);
+      const em = await cachedExactMatch(folder, emIds, done !== null, () => runExactMatch(gpu, o.model, folder, emRecords));
       const metrics = (await readFile(join(folder, 'metrics.jsonl'), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l));
       runs.push(collect(arm.label, s, folder, metrics, summary, em));
     }
@@ -203,7 +206,7 @@ export async function runCompare(o: CompareOptions, gpu: Gpu, log: Log = () => {
   // the target of each seed: random's final held-out loss
   const targets: Record<number, number> = {};
   for (const r of runs) if (r.arm === 'random') targets[r.seed] = r.finalLoss;
-  const seeds = [...Array(o.seeds)].map((_, i) => i + 1);
+  const seeds = [...Array(o.seeds)].map((_, i) => i + first);
   const of = (arm: string) => seeds.map((s) => runs.find((r) => r.arm === arm && r.seed === s)!);
   const at = (r: RunResult, key: 'tokens' | 'seconds'): number | null => {
     const step = stepsToTarget(r.curve, targets[r.seed]);
@@ -250,6 +253,28 @@ async function reusable(folder: string, opts: Partial<TrainOptions>): Promise<Tr
   } catch {
     return null;
   }
+}
+
+/**
+ * A run's exact match, kept in its folder (exact-match.json, with the held-out record indices it
+ * covers) so that --resume, or runs gathered from several processes, need not generate again;
+ * a run trained now always generates (its folder may hold a previous run's file).
+ */
+async function cachedExactMatch(folder: string, ids: number[], reused: boolean, compute: () => Promise<RunResult['exactMatch']>): Promise<RunResult['exactMatch']> {
+  const { readFile } = await nodeFs();
+  const file = `${folder}/exact-match.json`;
+  if (reused) {
+    try {
+      const kept = JSON.parse(await readFile(file, 'utf8'));
+      if (JSON.stringify(kept.ids) === JSON.stringify(ids)) return kept.result;
+    } catch {
+      // absent or unreadable: generate
+    }
+  }
+  const result = await compute();
+  const { writeFileAtomic } = await import('../io/safetensors.js');
+  await writeFileAtomic(file, [JSON.stringify({ ids, result }) + '\n']);
+  return result;
 }
 
 async function runExactMatch(gpu: Gpu, model: string | null, folder: string, records: DataRecord[]): Promise<RunResult['exactMatch']> {
