@@ -248,7 +248,8 @@ async function reusable(folder: string, opts: Partial<TrainOptions>): Promise<Tr
   try {
     const run = JSON.parse(await readFile(`${folder}/run.json`, 'utf8'));
     const want = resolveTrainOptions(opts);
-    if (run.summary?.status !== 'done' || JSON.stringify({ ...run.options, overwrite: true }) !== JSON.stringify(want)) return null;
+    // the same settings; `out` aside, as the folder may have been made elsewhere and copied here (--first-seed)
+    if (run.summary?.status !== 'done' || JSON.stringify({ ...run.options, overwrite: true, out: want.out }) !== JSON.stringify(want)) return null;
     return run.summary as TrainSummary;
   } catch {
     return null;
