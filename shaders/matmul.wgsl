@@ -27,6 +27,9 @@
 // host binds them only then; 6 storage buffers in all, within the default limit of 8). Four k
 // per load: on lavapipe each per-invocation load is a gather across the SIMD lanes, and this is
 // ~1.6× faster at 1024–2048 (bench/matmul-dev/v4_vec4k.wgsl); the sums still run in k order.
+// VEC4_NN: the dy·W backward (neither transposed) with K and N multiples of 4 and TN a multiple
+// of 4 reads a as vec4 along K (four k per load) and bm as vec4 along N (a row's TN columns in
+// TN/4 loads), through the same second bindings; the sums again run k = 0, 1, 2, … in order.
 
 override WG_X: u32 = 8u;
 override WG_Y: u32 = 8u;
@@ -37,6 +40,7 @@ override TRANS_B: bool = false;
 override HAS_BIAS: bool = false;
 override ACCUMULATE: bool = false;
 override VEC4: bool = false; // host guarantees TRANS_B && !TRANS_A && K % 4 == 0
+override VEC4_NN: bool = false; // host guarantees !TRANS_A && !TRANS_B && K % 4 == 0 && N % 4 == 0 && TN % 4 == 0
 
 const MAX_T = 8u;
 
@@ -53,8 +57,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> bm: array<WT>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>; // bound to a dummy when !HAS_BIAS
-@group(0) @binding(5) var<storage, read> a4: array<vec4<f32>>; // a again when VEC4, else a dummy
-@group(0) @binding(6) var<storage, read> bm4: array<vec4<WT>>; // bm again when VEC4, else a dummy
+@group(0) @binding(5) var<storage, read> a4: array<vec4<f32>>; // a again when VEC4 or VEC4_NN, else a dummy
+@group(0) @binding(6) var<storage, read> bm4: array<vec4<WT>>; // bm again when VEC4 or VEC4_NN, else a dummy
 
 fn load_a(base: u32, m: u32, k: u32) -> f32 {
   if (TRANS_A) { return a[base + k * p.M + m]; }
@@ -98,6 +102,36 @@ fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
           s = fma(av4[i].y, bv4[j].y, s);
           s = fma(av4[i].z, bv4[j].z, s);
           acc[i][j] = fma(av4[i].w, bv4[j].w, s);
+        }
+      }
+    }
+    k0 = p.K;
+  }
+  if (VEC4_NN) {
+    var av4: array<vec4<f32>, MAX_T>;
+    var bv4: array<vec4<f32>, 8>; // [kk · 2 + jj]: row k0 + kk, columns col0 + 4·jj … + 3 (TN ≤ MAX_T = 8)
+    let K4 = p.K / 4u;
+    let N4 = p.N / 4u;
+    let TN4 = TN / 4u;
+    let jn = (cols + 3u) / 4u; // vec4 groups of this tile inside the matrix (N % 4 == 0: all or none of a group)
+    let a_row = (base_a + row0 * p.K) / 4u;
+    let b_col = (base_b + col0) / 4u;
+    for (var k = 0u; k < K4; k++) {
+      for (var i = 0u; i < TM; i++) { av4[i] = a4[a_row + min(i, rows - 1u) * K4 + k]; }
+      for (var kk = 0u; kk < 4u; kk++) {
+        for (var jj = 0u; jj < TN4; jj++) { bv4[kk * 2u + jj] = vec4<f32>(bm4[b_col + (4u * k + kk) * N4 + min(jj, jn - 1u)]); }
+      }
+      for (var i = 0u; i < TM; i++) {
+        for (var kk = 0u; kk < 4u; kk++) {
+          let x = av4[i][kk];
+          for (var jj = 0u; jj < TN4; jj++) {
+            let b4 = bv4[kk * 2u + jj];
+            let j = 4u * jj;
+            acc[i][j] = fma(x, b4.x, acc[i][j]);
+            acc[i][j + 1u] = fma(x, b4.y, acc[i][j + 1u]);
+            acc[i][j + 2u] = fma(x, b4.z, acc[i][j + 2u]);
+            acc[i][j + 3u] = fma(x, b4.w, acc[i][j + 3u]);
+          }
         }
       }
     }

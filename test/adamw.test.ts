@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest';
-import { adamw } from '../src/kernels/adamw.js';
+import { adamw, adamwScalars } from '../src/kernels/adamw.js';
 import { gradNorm } from '../src/kernels/gradnorm.js';
 import { adamwRef, gradNormRef, type AdamwRefHyper } from '../src/reference/adamw.js';
 import { expectClose, randn } from './helpers/check.js';
@@ -49,6 +49,25 @@ describeGpu('adamw and grad norm', (gpu) => {
     expectClose('adamw m', await gpu.readF32(m, n), ref.m, { atol: 1e-6, rtol: 1e-5 });
     expectClose('adamw v', await gpu.readF32(v, n), ref.v, { atol: 1e-7, rtol: 1e-5 });
     for (const b of [param, m, v, grad]) b.destroy();
+  });
+
+  it('the step scalars from a buffer (the training step\'s way) give the uniform path\'s updates bit for bit', async () => {
+    const n = 1237;
+    const p0 = randn(n, 2);
+    const run = async (fromBuffer: boolean) => {
+      const param = gpu.buffer(p0), m = gpu.buffer(n * 4), v = gpu.buffer(n * 4), grad = gpu.buffer(n * 4), scalars = gpu.buffer(16);
+      for (let t = 1; t <= 5; t++) {
+        gpu.write(grad, randn(n, 200 + t));
+        if (fromBuffer) gpu.write(scalars, adamwScalars({ ...H, step: t }));
+        gpu.submit((enc) => adamw(gpu, enc, { param, grad, m, v, n, step: t, ...H, scalars: fromBuffer ? scalars : undefined }));
+      }
+      const r = [await gpu.readF32(param, n), await gpu.readF32(m, n), await gpu.readF32(v, n)];
+      for (const b of [param, m, v, grad, scalars]) b.destroy();
+      return r;
+    };
+    const [a, b] = [await run(false), await run(true)];
+    for (let i = 0; i < 3; i++) expect(Buffer.from(b[i].buffer).equals(Buffer.from(a[i].buffer)), ['param', 'm', 'v'][i]).toBe(true);
+    expect(a[0].some((x, i) => x !== p0[i])).toBe(true);
   });
 
   it('10 clipped steps on two tensors, grad norm → AdamW in one submission, no read-back between', async () => {

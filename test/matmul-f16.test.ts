@@ -41,6 +41,11 @@ describeGpu('matmul with f16 weights', (gpu) => {
     expectClose('f16 vec4 NT 45x65x76', got, ref, TOL);
   });
 
+  it.runIf(gpu.hasF16)('dy·W with K and N multiples of 4 (the vec4 NN path): 45×68×76', async () => {
+    const { got, ref } = await run(45, 68, 76, { transB: false, bias: true });
+    expectClose('f16 vec4 NN 45x68x76', got, ref, TOL);
+  });
+
   it.runIf(gpu.hasF16)('many workgroups (300×260×130), with bias and alpha', async () => {
     const { got, ref } = await run(300, 260, 130, { transB: true, bias: true, alpha: 0.5 });
     expectClose('f16 300x260x130', got, ref, TOL);

@@ -76,6 +76,15 @@ describeGpu('matmul', (gpu) => {
     expectClose('vec4 NT K=4', got, ref, TOL);
   });
 
+  it('dy·W with K and N multiples of 4 takes the vec4 NN path: 45×68×76 (a partial column tile), batch 2, bias, alpha, accumulate, every tile shape', async () => {
+    for (const tiles of [DEFAULT_TILES, ...TILE_CANDIDATES]) {
+      const { got, ref } = await run({ M: 45, N: 68, K: 76, batch: 2, bias: true, alpha: 0.7, accumulate: true, tiles });
+      expectClose(`vec4 NN ${JSON.stringify(tiles)}`, got, ref, TOL);
+    }
+    const { got, ref } = await run({ M: 3, N: 4, K: 4096 });
+    expectClose('vec4 NN N=4', got, ref, TOL);
+  });
+
   it('is bit-identical when run twice', async () => {
     const x = await run({ M: 64, N: 48, K: 200, transB: true, seed: 9 });
     const y = await run({ M: 64, N: 48, K: 200, transB: true, seed: 9 });

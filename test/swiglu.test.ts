@@ -35,6 +35,17 @@ describeGpu('swiglu and elementwise', (gpu) => {
     });
   }
 
+  it('backward in place (dgate over gate, dup over up) gives the out-of-place results bit for bit, 300×517', async () => {
+    const n = 300 * 517;
+    const gate = randn(n, 7, -4, 4), up = randn(n, 8, -2, 2), dout = randn(n, 9);
+    const want = await bwd(gate, up, dout);
+    const g = gpu.buffer(gate), u = gpu.buffer(up);
+    gpu.submit((enc) => swigluBackward(gpu, enc, { gate: g, up: u, dout: gpu.buffer(dout), dgate: g, dup: u, n }));
+    expect(Buffer.from((await gpu.readF32(g, n)).buffer).equals(Buffer.from(want.dgate.buffer))).toBe(true);
+    expect(Buffer.from((await gpu.readF32(u, n)).buffer).equals(Buffer.from(want.dup.buffer))).toBe(true);
+    g.destroy(); u.destroy();
+  });
+
   it('odd shape 45×65', () => check(45, 65, 1));
   it('many workgroups (300×517)', () => check(300, 517, 2));
 

@@ -13,6 +13,10 @@ const UNIFORM = 0x0040 | 0x0008; // UNIFORM | COPY_DST
 const MAP_READ = 0x0001 | 0x0008; // MAP_READ | COPY_DST
 const QUERY_RESOLVE = 0x0200;
 const UNIFORM_CACHE = 4096; // distinct parameter blocks kept
+const BIND_GROUP_CACHE = 16384; // bind groups kept
+// GPUCommandEncoder methods that cannot run while a compute pass is open
+const ENCODER_METHODS = ['finish', 'beginComputePass', 'beginRenderPass', 'copyBufferToBuffer', 'copyBufferToTexture', 'copyTextureToBuffer',
+  'copyTextureToTexture', 'clearBuffer', 'resolveQuerySet', 'writeTimestamp', 'pushDebugGroup', 'popDebugGroup', 'insertDebugMarker'];
 
 export interface AdapterSummary {
   vendor: string;
@@ -34,6 +38,18 @@ export class Gpu {
   private readonly uniformSet = new WeakSet<GPUBuffer>();
   private readonly scratches = new Map<string, GPUBuffer>();
   private retired: GPUBuffer[] = [];
+  /** The compute pass each encoder is filling now: consecutive dispatches share one pass. */
+  private readonly passes = new WeakMap<GPUCommandEncoder, GPUComputePassEncoder>();
+  private readonly patched = new WeakSet<GPUCommandEncoder>();
+  /** Bind groups by pipeline and bound buffers (ids below), made once per fixed set of buffers. */
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  /** The bind-group keys that name each buffer id (dropped when the buffer is destroyed), and the ids each key names. */
+  private readonly groupsOf = new Map<number, Set<string>>();
+  private readonly buffersOf = new Map<string, number[]>();
+  private readonly ids = new WeakMap<object, number>();
+  private nextId = 1;
+  /** What the device has created so far (tests assert a steady-state step creates nothing). */
+  readonly created = { buffers: 0, bindGroups: 0, pipelines: 0 };
   /** Bytes of every GPU buffer this device holds now, and the most it held since resetPeak(). */
   readonly memory = { live: 0, peak: 0 };
   private failure: Error | undefined;
@@ -67,16 +83,37 @@ export class Gpu {
     const create = dev.createBuffer.bind(dev);
     dev.createBuffer = (d: GPUBufferDescriptor) => {
       const b = create(d);
+      this.created.buffers++;
       mem.live += d.size;
       mem.peak = Math.max(mem.peak, mem.live);
       const destroy = b.destroy.bind(b);
       let gone = false;
       b.destroy = () => {
-        if (!gone) (mem.live -= d.size), (gone = true);
+        if (!gone) (mem.live -= d.size), (gone = true), this.forgetBindGroups(b);
         destroy();
       };
       return b;
     };
+  }
+
+  /** A small integer naming `o` (a pipeline or buffer) for cache keys. */
+  private id(o: object): number {
+    let i = this.ids.get(o);
+    if (i === undefined) this.ids.set(o, (i = this.nextId++));
+    return i;
+  }
+
+  private forgetBindGroups(b: GPUBuffer): void {
+    const i = this.ids.get(b);
+    if (i === undefined) return;
+    for (const key of this.groupsOf.get(i) ?? []) this.dropBindGroup(key);
+    this.groupsOf.delete(i);
+  }
+
+  private dropBindGroup(key: string): void {
+    this.bindGroups.delete(key);
+    for (const i of this.buffersOf.get(key) ?? []) this.groupsOf.get(i)?.delete(key);
+    this.buffersOf.delete(key);
   }
 
   resetPeak(): void {
@@ -113,6 +150,7 @@ export class Gpu {
         module = this.device.createShaderModule({ code });
         this.modules.set(code, module);
       }
+      this.created.pipelines++;
       p = this.device.createComputePipeline({
         label: entryPoint,
         layout: 'auto',
@@ -218,7 +256,7 @@ export class Gpu {
 
   /**
    * Bind `bindings` to @group(0) @binding(0..n-1) of `pipeline`, in order, and dispatch
-   * `workgroups` into `encoder` (its own compute pass, so passes order the writes).
+   * `workgroups` into `encoder` (in the compute pass it has open; see pass()).
    */
   dispatch(
     encoder: GPUCommandEncoder,
@@ -237,15 +275,70 @@ export class Gpu {
     for (const b of bindings) if (!this.uniformSet.has('buffer' in b ? b.buffer : b)) storage++;
     if (storage > this.limits.maxStorageBuffersPerShaderStage)
       throw new LimitError(`the kernel ${pipeline.label || 'pipeline'}`, storage, 'maxStorageBuffersPerShaderStage', this.limits.maxStorageBuffersPerShaderStage, 'this device offers fewer storage buffers per shader stage than the kernel needs: use a device (or browser) with higher limits');
-    const bindGroup = this.device.createBindGroup({
+    const pass = this.pass(encoder);
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, this.bindGroup(pipeline, bindings));
+    pass.dispatchWorkgroups(x, y, z);
+  }
+
+  /**
+   * The bind group of `bindings` for `pipeline`, made once: a training step binds the same
+   * buffers every time. Forgotten when one of its buffers is destroyed; bounded in number.
+   */
+  private bindGroup(pipeline: GPUComputePipeline, bindings: Binding[]): GPUBindGroup {
+    let key = String(this.id(pipeline));
+    for (const b of bindings) key += 'buffer' in b ? `,${this.id(b.buffer)}@${b.offset ?? 0}+${b.size ?? ''}` : `,${this.id(b)}`;
+    let g = this.bindGroups.get(key);
+    if (g) return g;
+    this.created.bindGroups++;
+    g = this.device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
       entries: bindings.map((b, i) => ({ binding: i, resource: 'buffer' in b ? b : { buffer: b } })),
     });
-    const pass = encoder.beginComputePass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(x, y, z);
-    pass.end();
+    if (this.bindGroups.size >= BIND_GROUP_CACHE) this.dropBindGroup(this.bindGroups.keys().next().value as string);
+    this.bindGroups.set(key, g);
+    const ids = bindings.map((b) => this.id('buffer' in b ? b.buffer : b));
+    this.buffersOf.set(key, ids);
+    for (const i of ids) {
+      const set = this.groupsOf.get(i);
+      if (set) set.add(key);
+      else this.groupsOf.set(i, new Set([key]));
+    }
+    return g;
+  }
+
+  /**
+   * The compute pass `encoder` is filling, begun on the first dispatch. WebGPU orders the
+   * dispatches of one pass (each is its own usage scope, with the barriers that implies), so a
+   * whole step's kernels share passes; any other use of the encoder (a copy, a clear, another
+   * pass, finish) ends the pass first — the encoder's methods are wrapped to do that.
+   */
+  private pass(encoder: GPUCommandEncoder): GPUComputePassEncoder {
+    let p = this.passes.get(encoder);
+    if (p) return p;
+    if (!this.patched.has(encoder)) {
+      this.patched.add(encoder);
+      const e = encoder as unknown as Record<string, unknown>;
+      for (const name of ENCODER_METHODS) {
+        const f = e[name];
+        if (typeof f !== 'function') continue;
+        e[name] = (...args: unknown[]) => {
+          this.endPass(encoder);
+          return (f as (...a: unknown[]) => unknown).apply(encoder, args);
+        };
+      }
+    }
+    p = encoder.beginComputePass();
+    this.passes.set(encoder, p);
+    return p;
+  }
+
+  /** End the compute pass the dispatches into `encoder` have open, if any. */
+  endPass(encoder: GPUCommandEncoder): void {
+    const p = this.passes.get(encoder);
+    if (!p) return;
+    this.passes.delete(encoder);
+    p.end();
   }
 
   /** Encode with `fn` and submit once. */
@@ -257,6 +350,7 @@ export class Gpu {
 
   /** Submit `encoder`; buffers retired so far are destroyed when this work has completed. */
   finish(encoder: GPUCommandEncoder): void {
+    this.endPass(encoder);
     this.device.queue.submit([encoder.finish()]);
     if (this.retired.length === 0) return;
     const done = this.retired;
@@ -271,12 +365,12 @@ export class Gpu {
     return this.device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 4) * 4), usage: MAP_READ, label });
   }
 
-  /** The contents of a staging buffer once the GPU has written it; the buffer is destroyed. */
-  async readStaging(staging: GPUBuffer, bytes = staging.size): Promise<ArrayBuffer> {
-    await staging.mapAsync(0x0001 /* GPUMapMode.READ */);
-    const out = staging.getMappedRange().slice(0, bytes);
+  /** The contents of a staging buffer once the GPU has written it; the buffer is destroyed, unless `keep`. */
+  async readStaging(staging: GPUBuffer, bytes = staging.size, keep = false): Promise<ArrayBuffer> {
+    await staging.mapAsync(0x0001 /* GPUMapMode.READ */, 0, Math.ceil(bytes / 4) * 4);
+    const out = staging.getMappedRange(0, Math.ceil(bytes / 4) * 4).slice(0, bytes);
     staging.unmap();
-    staging.destroy();
+    if (!keep) staging.destroy();
     this.check();
     return out;
   }

@@ -17,17 +17,24 @@
 // maxStorageBufferBindingSize as long as the buffer fits maxBufferSize.
 //
 // Typical training use, in one encoder: lmHeadForward, then lmHeadBackward with the same
-// hidden/weight/targets and the forward's lse.
+// hidden/weight/targets and the forward's lse. For a frozen head (LoRA: no dweight),
+// lmHeadForwardBackward does both in one pass over the vocabulary, without recomputing the
+// logits: dhidden accumulates e^(z − running max)·W chunk by chunk, rescaled when the max grows
+// (shaders/lmhead_grad.wgsl), and is normalised at the end.
 import shader from '../../shaders/lmhead.wgsl';
+import gradShader from '../../shaders/lmhead_grad.wgsl';
 import { UsageError } from '../errors.js';
 import type { Gpu } from '../gpu/gpu.js';
 import { grid1d } from './elementwise.js';
 import { matmul } from './matmul.js';
+import { withElementType } from './template.js';
 
 const WG = 256;
 /** Default vocabulary chunk: (N × 4096) f32 scratch, 8 MiB at 512 tokens. */
 export const DEFAULT_CHUNK = 4096;
-const RUN_FLOATS = 6; // size of struct Run in the shader, in 4-byte words
+/** lmHeadForwardBackward's default chunk keeps the (N × chunk) logits within 4 MiB (512 ≤ chunk ≤ 4096). */
+const FUSED_LOGITS_BYTES = 4 << 20;
+const RUN_FLOATS = 8; // size of struct Run in the shaders, in 4-byte words
 
 export interface LmHeadForwardArgs {
   hidden: GPUBuffer;
@@ -71,11 +78,11 @@ export interface LmHeadBackwardArgs {
 const slice = (buffer: GPUBuffer, offset: number, size: number): GPUBufferBinding => ({ buffer, offset, size });
 
 /** Checked chunk size, and the bytes per weight element. */
-function chunkOf(gpu: Gpu, a: LmHeadForwardArgs | LmHeadBackwardArgs): [number, number] {
+function chunkOf(gpu: Gpu, a: LmHeadForwardArgs | LmHeadBackwardArgs, preferred = DEFAULT_CHUNK): [number, number] {
   const { N, C, V } = a;
   // Default: 4096 rows, fewer when (N × 4096) f32 logits would not fit one storage binding.
   const fit = Math.max(128, Math.floor(gpu.limits.maxStorageBufferBindingSize / (N * 4) / 128) * 128);
-  const ch = Math.min(a.chunk ?? Math.min(DEFAULT_CHUNK, fit), V);
+  const ch = Math.min(a.chunk ?? Math.min(preferred, fit), V);
   const el = a.weightF16 ? 2 : 4;
   if (a.weightF16 && !gpu.hasF16)
     throw new UsageError("lmhead: weightF16 needs the adapter feature 'shader-f16', which this device lacks; keep the head in f32");
@@ -102,7 +109,7 @@ function chunkLogits(gpu: Gpu, encoder: GPUCommandEncoder, a: LmHeadForwardArgs 
   });
 }
 
-/** stats and lse for every token. Scratch: 'lmhead.logits' (N·chunk f32), 'lmhead.run' (N·6 f32). */
+/** stats and lse for every token. Scratch: 'lmhead.logits' (N·chunk f32), 'lmhead.run' (N·8 f32). */
 export function lmHeadForward(gpu: Gpu, encoder: GPUCommandEncoder, a: LmHeadForwardArgs): void {
   const { N, V } = a;
   if (N === 0) return;
@@ -142,4 +149,52 @@ export function lmHeadBackward(gpu: Gpu, encoder: GPUCommandEncoder, a: LmHeadBa
         M: width, N: C, K: N, transA: true, accumulate: a.accumulateDweight,
       });
   }
+}
+
+export interface LmHeadForwardBackwardArgs extends LmHeadForwardArgs {
+  gscale: GPUBuffer;
+  /** Written, or added into when `accumulate`. */
+  dhidden: GPUBuffer;
+  accumulate?: boolean;
+  /** (N, C) f32 buffers of the caller's to use as the scratch 'lmhead.p' and 'lmhead.wt' (their contents are overwritten). */
+  p?: GPUBuffer;
+  wt?: GPUBuffer;
+}
+
+let gradShaderF16: string | undefined;
+
+/**
+ * lmHeadForward and lmHeadBackward (without dweight: a frozen head) in one pass over the
+ * vocabulary: each chunk's logits are computed once. Writes stats, lse and dhidden. Scratch:
+ * 'lmhead.logits' (N·chunk f32; the default chunk keeps it within 4 MiB), 'lmhead.run' (N·8),
+ * 'lmhead.wt' and 'lmhead.p' (N·C each: the target rows of the weight, one chunk's product),
+ * and 'lmhead.acc' (N·C) when `accumulate`.
+ */
+export function lmHeadForwardBackward(gpu: Gpu, encoder: GPUCommandEncoder, a: LmHeadForwardBackwardArgs): void {
+  const { N, C, V } = a;
+  if (N === 0) return;
+  const preferred = Math.min(DEFAULT_CHUNK, Math.max(512, Math.floor(FUSED_LOGITS_BYTES / (N * 4) / 128) * 128));
+  const [ch, el] = chunkOf(gpu, a, preferred);
+  const logits = gpu.scratch('lmhead.logits', N * ch * 4);
+  const run = gpu.scratch('lmhead.run', N * RUN_FLOATS * 4);
+  const wt = a.wt ?? gpu.scratch('lmhead.wt', N * C * 4);
+  const pc = a.p ?? gpu.scratch('lmhead.p', N * C * 4);
+  const acc = a.accumulate ? gpu.scratch('lmhead.acc', N * C * 4) : a.dhidden;
+  const fwd = gpu.pipeline(shader, 'lmhead_forward_chunk', { WG, GRAD: 1 });
+  const code = a.weightF16 ? (gradShaderF16 ??= withElementType(gradShader, 'f16')) : gradShader;
+  const combine = gpu.pipeline(code, 'lmhead_grad_combine', { WG });
+  const grid = grid1d(gpu, N * C, WG);
+  const gparams = (v0: number, width: number, first: boolean) => new Uint32Array([N, C, v0, width, first ? 1 : 0, grid[0] * WG, V, 0]);
+  for (let v0 = 0; v0 < V; v0 += ch) {
+    const width = Math.min(ch, V - v0);
+    const w = slice(a.weight, v0 * C * el, Math.ceil((width * C * el) / 4) * 4);
+    chunkLogits(gpu, encoder, a, logits, v0, width, el);
+    gpu.dispatch(encoder, fwd, [gpu.uniform(params(N, V, v0, width, v0 === 0, v0 + ch >= V)), logits, a.targets, run, a.stats, a.lse], grid1d(gpu, N, 1));
+    // P (N, C) = e^(z − chunk max) (N, width) · W_chunk (width, C); acc ← a·acc + b·P
+    matmul(gpu, encoder, { a: logits, bm: w, out: pc, M: N, N: C, K: width, bmF16: a.weightF16 });
+    gpu.dispatch(encoder, combine, [gpu.uniform(gparams(v0, width, v0 === 0)), run, a.targets, acc, w, wt, pc], grid);
+  }
+  const fin = gpu.pipeline(gradShader, a.accumulate ? 'lmhead_grad_final_add' : 'lmhead_grad_final', { WG });
+  const bind = [gpu.uniform(gparams(0, 0, false)), run, a.targets, acc, wt, a.gscale];
+  gpu.dispatch(encoder, fin, a.accumulate ? [...bind, a.dhidden] : bind, grid);
 }

@@ -119,14 +119,14 @@ export function loraBackward(gpu: Gpu, encoder: GPUCommandEncoder, a: LoraBackwa
   if (!a.A && !a.B) return;
   if (!a.A || !a.B || !a.u) throw new UsageError('loraBackward: give A, B and u together (or none of them for a plain linear)');
   const g = a.g ?? gpu.scratch('lora.g', N * r * 4);
-  const nxin = a.nxin ?? gpu.scratch('lora.nxin', N * inF * 4);
+  const nxin = () => a.nxin ?? gpu.scratch('lora.nxin', N * inF * 4); // only with dropout
   matmul(gpu, encoder, { a: a.dy, bm: a.B, out: g, M: N, N: r, K: outF });
   if (a.dB) matmul(gpu, encoder, { a: a.dy, bm: a.u, out: a.dB, M: outF, N: r, K: N, transA: true, alpha: scale, accumulate: acc });
   if (a.dA) {
     let xin = a.x;
     if (p > 0) {
-      xin = a.xd ?? nxin;
-      if (!a.xd) loraDropout(gpu, encoder, { x: a.x, xd: nxin, n: N * inF, p, seed: a.seed ?? 0 });
+      xin = a.xd ?? nxin();
+      if (!a.xd) loraDropout(gpu, encoder, { x: a.x, xd: xin, n: N * inF, p, seed: a.seed ?? 0 });
     }
     matmul(gpu, encoder, { a: g, bm: xin, out: a.dA, M: r, N: inF, K: N, transA: true, alpha: scale, accumulate: acc });
   }
@@ -136,7 +136,8 @@ export function loraBackward(gpu: Gpu, encoder: GPUCommandEncoder, a: LoraBackwa
     return;
   }
   // nxin is free again: dA has consumed the dropped x.
-  matmul(gpu, encoder, { a: g, bm: a.A, out: nxin, M: N, N: inF, K: r, alpha: scale });
+  const gA = nxin();
+  matmul(gpu, encoder, { a: g, bm: a.A, out: gA, M: N, N: inF, K: r, alpha: scale });
   const pl = gpu.pipeline(shader, 'lora_dropout_backward', { WG });
-  gpu.dispatch(encoder, pl, [gpu.uniform(dropoutParams(N * inF, a.seed ?? 0, p)), nxin, a.dx], grid1d(gpu, N * inF, WG));
+  gpu.dispatch(encoder, pl, [gpu.uniform(dropoutParams(N * inF, a.seed ?? 0, p)), gA, a.dx], grid1d(gpu, N * inF, WG));
 }

@@ -14,9 +14,11 @@ export interface MatmulTiles {
   TN: number;
 }
 
-/** Used until autotuneMatmul picks for the adapter (the CLI does, once, and caches it). On lavapipe
- *  (2 cores) the sweep prefers 8×8 invocations of 8×8 (bench/results/lavapipe-2cores.txt). */
-export const DEFAULT_TILES: MatmulTiles = { WG_X: 8, WG_Y: 8, TM: 4, TN: 4 };
+/** Used until autotuneMatmul picks for the adapter (the CLI does, once, and caches it): what the
+ *  autotuner chose on lavapipe (2 cores) in every run of 2026-12-01, 16×4 invocations of 4×8; timed
+ *  interleaved with the others (bench/profile-dev/tiles.ts), it is the fastest or within noise of it
+ *  for x·Wᵀ and dy·W at 512 and 1024 and at the tiny LoRA step's shapes. */
+export const DEFAULT_TILES: MatmulTiles = { WG_X: 16, WG_Y: 4, TM: 4, TN: 8 };
 
 /** The register tile limit of shaders/matmul.wgsl (its `const MAX_T`), read from the shader. */
 export const MAX_T = Number(/const MAX_T = (\d+)u;/.exec(shader)?.[1] ?? NaN);
@@ -86,6 +88,8 @@ export function matmul(gpu: Gpu, encoder: GPUCommandEncoder, args: MatmulArgs): 
   const code = args.bmF16 ? (shaderF16 ??= withElementType(shader, 'f16')) : shader;
   // vec4 loads along K for the x·Wᵀ forward: a and bm bound a second time as vec4 arrays.
   const vec4 = Boolean(args.transB && !args.transA && K % 4 === 0);
+  // vec4 loads for the dy·W backward: a along K, bm along N (whole vec4 column groups per tile).
+  const vec4nn = !args.transA && !args.transB && K % 4 === 0 && N % 4 === 0 && t.TN % 4 === 0;
   const pipeline = gpu.pipeline(code, 'matmul', {
     WG_X: t.WG_X,
     WG_Y: t.WG_Y,
@@ -96,6 +100,7 @@ export function matmul(gpu: Gpu, encoder: GPUCommandEncoder, args: MatmulArgs): 
     HAS_BIAS: args.bias ? 1 : 0,
     ACCUMULATE: args.accumulate ? 1 : 0,
     VEC4: vec4 ? 1 : 0,
+    VEC4_NN: vec4nn ? 1 : 0,
   });
   const params = new ArrayBuffer(32);
   new Uint32Array(params, 0, 7).set([M, N, K, batch, M * K, K * N, M * N]);
@@ -103,7 +108,7 @@ export function matmul(gpu: Gpu, encoder: GPUCommandEncoder, args: MatmulArgs): 
   gpu.dispatch(
     encoder,
     pipeline,
-    [gpu.uniform(params), args.a, args.bm, args.out, args.bias ?? gpu.scratch('dummy', 16), vec4 ? args.a : gpu.scratch('dummy', 16), vec4 ? args.bm : gpu.scratch('dummy', 16)],
+    [gpu.uniform(params), args.a, args.bm, args.out, args.bias ?? gpu.scratch('dummy', 16), vec4 || vec4nn ? args.a : gpu.scratch('dummy', 16), vec4 || vec4nn ? args.bm : gpu.scratch('dummy', 16)],
     [Math.ceil(N / (t.WG_X * t.TN)), Math.ceil(M / (t.WG_Y * t.TM)), batch],
   );
 }
@@ -111,7 +116,7 @@ export function matmul(gpu: Gpu, encoder: GPUCommandEncoder, args: MatmulArgs): 
 // ---- autotuner -----------------------------------------------------------------------------
 
 export interface AutotuneOptions {
-  /** Square sizes (M = N = K, the x·Wᵀ layout) to time each candidate at; default [512]. */
+  /** Square sizes (M = N = K; the x·Wᵀ and dy·W layouts, summed) to time each candidate at; default [512]. */
   sizes?: number[];
   candidates?: MatmulTiles[];
   /** Timed repetitions per candidate and size (after one warm-up); default 3. */
@@ -183,13 +188,17 @@ export async function autotuneMatmul(gpu: Gpu, opts: AutotuneOptions = {}): Prom
     const total = new Array<number>(candidates.length).fill(0);
     for (const n of sizes) {
       const a = gpu.buffer(n * n * 4, 'autotune.a'), b = gpu.buffer(n * n * 4, 'autotune.b'), out = gpu.buffer(n * n * 4, 'autotune.out');
-      for (let c = 0; c < candidates.length; c++) {
-        const enc = (e: GPUCommandEncoder) => matmul(gpu, e, { a, bm: b, out, M: n, N: n, K: n, transB: true, tiles: candidates[c] });
-        await gpu.time(enc); // compile + warm up
-        let ms = Infinity;
-        for (let r = 0; r < reps; r++) ms = Math.min(ms, (await gpu.time(enc)).ms);
-        total[c] += ms;
-      }
+      // the forward's x·Wᵀ and the backward's dy·W: a training step spends about as long in each
+      const encs = candidates.map((tiles) => (e: GPUCommandEncoder) => {
+        matmul(gpu, e, { a, bm: b, out, M: n, N: n, K: n, transB: true, tiles });
+        matmul(gpu, e, { a, bm: b, out, M: n, N: n, K: n, tiles });
+      });
+      for (const enc of encs) await gpu.time(enc); // compile + warm up
+      // round-robin over the candidates, best of `reps` each: a burst of load elsewhere on the
+      // machine then slows one repetition of every candidate rather than all of one candidate's
+      const fastest = new Array<number>(candidates.length).fill(Infinity);
+      for (let r = 0; r < reps; r++) for (let c = 0; c < candidates.length; c++) fastest[c] = Math.min(fastest[c], (await gpu.time(encs[c])).ms);
+      fastest.forEach((ms, c) => (total[c] += ms));
       a.destroy(); b.destroy(); out.destroy();
     }
     best = candidates[total.indexOf(Math.min(...total))];

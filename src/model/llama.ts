@@ -22,7 +22,7 @@ import { rmsnormBackward, rmsnormForward } from '../kernels/rmsnorm.js';
 import { ropeForward } from '../kernels/rope.js';
 import { swigluBackward, swigluForward } from '../kernels/swiglu.js';
 import { attentionBackward, attentionForward } from '../kernels/attention.js';
-import { lmHeadBackward, lmHeadForward } from '../kernels/lmhead.js';
+import { lmHeadBackward, lmHeadForward, lmHeadForwardBackward } from '../kernels/lmhead.js';
 import { SEGMENT_FLOATS, segmentMeans } from '../kernels/segment.js';
 import { ropeInvFreq, type ModelConfig } from '../io/config.js';
 import { LORA_MODULES, type LoraModule, type LoraOptions } from '../lora.js';
@@ -234,7 +234,8 @@ export class LlamaModel {
       const N = B * T;
       const first = this.allocActs(N, B, T);
       a = [first];
-      for (let l = 1; l <= this.layers.length; l++) a.push(this.allocActs(N, B, T, shared ? first : undefined));
+      // the last entry holds only the final hidden state: the rest of a set would never be read
+      for (let l = 1; l <= this.layers.length; l++) a.push(this.allocActs(N, B, T, shared || l === this.layers.length ? first : undefined));
       if (this.actsCache.size >= MAX_SHAPES) {
         const [oldest, list] = this.actsCache.entries().next().value as [string, Acts[]];
         this.retireActs(list);
@@ -373,7 +374,8 @@ export class LlamaModel {
     const N = B * T, C = c.hiddenSize, D = c.headDim, Hq = c.numHeads, Hkv = c.numKvHeads, I = c.intermediateSize;
     const seed = (m: number) => this.dropoutSeed(l, m);
     const s = (name: string, n: number) => g.scratch(`llama.grad.${name}`, n * 4);
-    const dh = s('dh', N * I), dg = s('dg', N * I), dup = s('dup', N * I), dxn = s('dxn', N * C);
+    // the MLP's gradients overwrite its activations g and up, which nothing reads after this
+    const dh = s('dh', N * I), dg = a.g, dup = a.up, dxn = s('dxn', N * C);
     const datt = s('datt', N * Hq * D), dq = s('dq', N * Hq * D), dk = s('dk', N * Hkv * D), dv = s('dv', N * Hkv * D);
     // x' = xm + down(h)
     this.linearBackward(enc, L.lin.down_proj, a.h, a.u.down_proj, dres, dh, false, N, seed(6));
@@ -432,18 +434,22 @@ export class LlamaModel {
       const acts = this.acts(B, T, true);
       const { hidden, rstd } = this.forward(enc, acts, io, B, T);
       const stats = g.scratch('llama.stats', N * STATS * 4), lse = g.scratch('llama.lse', N * 4);
-      lmHeadForward(g, enc, { hidden, weight: this.lmHead.buf, targets: io.targets, stats, lse, N, C: c.hiddenSize, V: c.vocabSize, weightF16: this.lmHead.f16 });
+      const dhidden = g.scratch('llama.dhidden', N * c.hiddenSize * 4);
+      const head = { hidden, weight: this.lmHead.buf, targets: io.targets, stats, lse, N, C: c.hiddenSize, V: c.vocabSize, weightF16: this.lmHead.f16 };
+      // a frozen head: forward and dhidden in one pass over the vocabulary; a trained one (full
+      // fine-tuning) needs the normalised probabilities for dweight, so it recomputes the logits
+      // (its two (N, C) scratch buffers: the layers' tmpC, free until the backward, and dres, not yet written)
+      const dres = g.scratch('llama.dres', N * c.hiddenSize * 4);
+      if (!this.lmHead.param) lmHeadForwardBackward(g, enc, { ...head, gscale: io.gscale, dhidden, p: g.scratch('llama.tmpC', N * c.hiddenSize * 4), wt: dres });
+      else {
+        lmHeadForward(g, enc, head);
+        lmHeadBackward(g, enc, { ...head, gscale: io.gscale, dhidden, dweight: this.lmHead.param.grad, accumulateDweight: true });
+      }
       const S = numSegments(batch);
       const out = g.scratch(`llama.samples.${i}`, S * SEGMENT_FLOATS * 4);
       segmentMeans(g, enc, { stats, segments: io.segments, targets: io.targets, out, N, S });
       statsOut.push({ buf: out, S });
-      // backward: LM head → final norm → layers in reverse → embedding (full fine-tuning)
-      const dhidden = g.scratch('llama.dhidden', N * c.hiddenSize * 4);
-      lmHeadBackward(g, enc, {
-        hidden, weight: this.lmHead.buf, targets: io.targets, lse, gscale: io.gscale, dhidden,
-        dweight: this.lmHead.param?.grad, accumulateDweight: true, N, C: c.hiddenSize, V: c.vocabSize, weightF16: this.lmHead.f16,
-      });
-      const dres = g.scratch('llama.dres', N * c.hiddenSize * 4);
+      // backward: (LM head above) → final norm → layers in reverse → embedding (full fine-tuning)
       const lastX = acts[this.layers.length].x;
       rmsnormBackward(g, enc, {
         inp: lastX, weight: this.finalNorm.buf, rstd, dout: dhidden, dinp: dres, N, C: c.hiddenSize,

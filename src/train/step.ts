@@ -5,7 +5,7 @@
 // caller may issue the next step before this one's promise resolves.
 import { DeviceLostError, UsageError } from '../errors.js';
 import type { Adapter } from '../io/peft.js';
-import { adamw } from '../kernels/adamw.js';
+import { adamw, adamwScalars } from '../kernels/adamw.js';
 import { gradNorm } from '../kernels/gradnorm.js';
 import { SEGMENT_FLOATS } from '../kernels/segment.js';
 import { readSampleStats, type LlamaModel, type ModelBatch, type SampleStats } from '../model/llama.js';
@@ -22,7 +22,16 @@ export class WebGpuBackend implements TrainBackend {
   loseDeviceAt = 0;
   private calls = 0;
 
+  /** Read-back buffers not in use (a step in flight holds its own): reused, so a step allocates nothing. */
+  private staging: GPUBuffer[] = [];
+
   constructor(readonly model: LlamaModel) {}
+
+  private stagingBuffer(bytes: number): GPUBuffer {
+    const i = this.staging.findIndex((b) => b.size >= bytes);
+    if (i >= 0) return this.staging.splice(i, 1)[0];
+    return this.model.gpu.staging(bytes, 'step.readback');
+  }
 
   async step(micro: ModelBatch[], opt: AdamwOptions = DEFAULT_ADAMW): Promise<StepResult> {
     const model = this.model, g = model.gpu;
@@ -40,15 +49,23 @@ export class WebGpuBackend implements TrainBackend {
     if (poisoned) enc.copyBufferToBuffer(g.scratch('step.nan', 16), 0, params[0].grad, 0, 4);
     const clip = g.scratch('step.clip', 16); // [norm, scale, bad, 0]
     gradNorm(g, enc, { grads: params.map((p) => ({ buffer: p.grad, n: p.n })), out: clip, maxNorm: opt.maxGradNorm > 0 ? opt.maxGradNorm : Infinity });
+    // AdamW's step-dependent scalars go in two small buffers written now (queue order puts the
+    // write before this submission): the uniforms and bind groups stay the same every step
+    const scalars = (decay: boolean) => {
+      const buf = g.scratch(decay ? 'step.adamw.decay' : 'step.adamw', 16);
+      g.write(buf, adamwScalars({ lr: opt.lr, beta1: opt.beta1, beta2: opt.beta2, weightDecay: decay ? opt.weightDecay : 0, step: t }));
+      return buf;
+    };
+    const sc = { true: scalars(true), false: scalars(false) };
     for (const p of params) {
       adamw(g, enc, {
         param: p.buf, grad: p.grad, m: p.m, v: p.v, n: p.n, lr: opt.lr, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps,
-        weightDecay: p.decay ? opt.weightDecay : 0, step: t, clip,
+        weightDecay: p.decay ? opt.weightDecay : 0, step: t, clip, scalars: sc[`${p.decay}`],
       });
     }
     // the scalars to read back, copied into one small buffer inside the same submission
     const totalS = statsOut.reduce((s, o) => s + o.S, 0);
-    const readback = g.staging((4 + totalS * SEGMENT_FLOATS) * 4, 'step.readback');
+    const readback = this.stagingBuffer((4 + totalS * SEGMENT_FLOATS) * 4);
     enc.copyBufferToBuffer(clip, 0, readback, 0, 16);
     let off = 16;
     for (const o of statsOut) {
@@ -58,7 +75,8 @@ export class WebGpuBackend implements TrainBackend {
     if (poisoned) g.write(g.scratch('step.nan', 16), Float32Array.of(NaN, NaN, NaN, NaN));
     g.finish(enc);
     if (this.calls === this.loseDeviceAt) g.fail(new DeviceLostError('unknown', 'injected by ZPD_WGPU_INJECT_LOST for a test'));
-    const r = new Float32Array(await g.readStaging(readback));
+    const r = new Float32Array(await g.readStaging(readback, (4 + totalS * SEGMENT_FLOATS) * 4, true));
+    this.staging.push(readback);
     let pos = 4, sum = 0;
     const samples = statsOut.map((o) => {
       const list = readSampleStats(r, o.S, pos);
@@ -112,6 +130,8 @@ export class WebGpuBackend implements TrainBackend {
   }
 
   dispose(): void {
+    for (const b of this.staging) this.model.gpu.retire(b);
+    this.staging = [];
     this.model.dispose();
   }
 }
