@@ -20,7 +20,7 @@ const MAX_D = shaderConst('MAX_D');
 /** The largest head_dim the attention kernels support (the shader's MAX_D). */
 export const ATTENTION_MAX_HEAD_DIM = MAX_D;
 const MAX_TILE = shaderConst('MAX_TILE');
-/** Measured on lavapipe (bench/attention.ts sweeps ROWS × TILE). */
+/** Measured on lavapipe (bench/results/lavapipe-2cores.txt; bench/attention-dev/run.ts times any ROWS × TILE). */
 export const DEFAULT_ATTENTION_TILES: AttentionTiles = { ROWS: 32, TILE: 32 };
 
 function tilesFor(gpu: Gpu, want?: AttentionTiles): AttentionTiles {
