@@ -13,7 +13,7 @@ import { SIGNALS } from '../curriculum/signals.js';
 import type { TrainSummary } from '../train/loop.js';
 import { exactMatch, groupKeys, type ExactMatchResult } from '../train/eval.js';
 import { resolveTrainOptions, type TrainOptions } from '../train/options.js';
-import { embeddedPath, modelTokenizer, openScorer, readRecords, train } from '../train/train.js';
+import { embeddedPath, fileHash, modelTokenizer, openScorer, readRecords, train } from '../train/train.js';
 import { mean, pairedBootstrap, stepsToTarget, type CurvePoint, type Interval } from './stats.js';
 import { nodeFs, nodePath } from '../platform/node.js';
 
@@ -248,8 +248,12 @@ async function reusable(folder: string, opts: Partial<TrainOptions>): Promise<Tr
   try {
     const run = JSON.parse(await readFile(`${folder}/run.json`, 'utf8'));
     const want = resolveTrainOptions(opts);
-    // the same settings; `out` aside, as the folder may have been made elsewhere and copied here (--first-seed)
-    if (run.summary?.status !== 'done' || JSON.stringify({ ...run.options, overwrite: true, out: want.out }) !== JSON.stringify(want)) return null;
+    // the same settings and the same data: a run made in another folder and copied here
+    // (--first-seed) names other paths (its --out, a subset file beside it), so files go by hash
+    const same = { overwrite: true, out: want.out, data: want.data, evalData: want.evalData };
+    if (run.summary?.status !== 'done' || JSON.stringify({ ...run.options, ...same }) !== JSON.stringify(want)) return null;
+    const hash = async (f: string | null) => (f === null ? null : fileHash(f));
+    if (run.inputs?.hashes?.data !== (await hash(want.data)) || (run.inputs?.hashes?.evalData ?? null) !== (await hash(want.evalData))) return null;
     return run.summary as TrainSummary;
   } catch {
     return null;

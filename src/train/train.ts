@@ -55,7 +55,8 @@ export async function readRecords(file: string, tok: Tokenizer, o: RecordOptions
   return checkRecords(await readDataset(file, readOptions(tok, o)), file);
 }
 
-async function fileHash(file: string): Promise<string> {
+/** A file's SHA-256, hex (run.json's input hashes). */
+export async function fileHash(file: string): Promise<string> {
   const { readFile } = await nodeFs();
   return sha256Hex(new Uint8Array(await readFile(file)));
 }
