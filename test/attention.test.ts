@@ -4,6 +4,7 @@ import { attentionBackward, attentionForward, type AttentionTiles } from '../src
 import { attentionBackwardRef, attentionRef } from '../src/reference/attention.js';
 import { checkOp, expectClose, randn } from './helpers/check.js';
 import { describeGpu } from './helpers/gpu.js';
+import { segments } from './helpers/segments.js';
 
 const TOL = { atol: 2e-5, rtol: 1e-4 };
 const GRAD_TOL = { atol: 5e-5, rtol: 2e-4 };
@@ -11,17 +12,6 @@ const GRAD_TOL = { atol: 5e-5, rtol: 2e-4 };
 // loops and each new pipeline takes seconds to compile.
 const D16_TILES = { ROWS: 8, TILE: 5 };
 
-/** seg rows (B, T) from per-row descriptions: [sample length, …], padding (−1) after them. */
-function segments(T: number, rows: number[][]): Int32Array {
-  const seg = new Int32Array(rows.length * T).fill(-1);
-  rows.forEach((lens, b) => {
-    let t = 0;
-    lens.forEach((len, s) => {
-      for (let n = 0; n < len; n++) seg[b * T + t++] = s;
-    });
-  });
-  return seg;
-}
 
 const close = (x: Float32Array, y: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(y.buffer, y.byteOffset, y.byteLength));
 

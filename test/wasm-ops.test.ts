@@ -16,6 +16,7 @@ import { lmHeadBackwardRef, lmHeadForwardRef } from '../src/reference/lmhead.js'
 import { segmentMeansRef } from '../src/reference/segment.js';
 import { adamwRef, gradNormRef } from '../src/reference/adamw.js';
 import { checkOp, expectClose, randn, rng } from './helpers/check.js';
+import { segments } from './helpers/segments.js';
 
 // smallWork 0: every call runs split over the threads, however small (by default small calls run on one)
 const k2 = await WasmKernels.create({ threads: 2, smallWork: 0 });
@@ -50,16 +51,6 @@ async function using<T>(k: WasmKernels, f: (a: ReturnType<typeof arena>) => T | 
 }
 const same = (x: Float32Array, y: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(y.buffer, y.byteOffset, y.byteLength));
 
-function segments(T: number, rows: number[][]): Int32Array {
-  const seg = new Int32Array(rows.length * T).fill(-1);
-  rows.forEach((lens, b) => {
-    let t = 0;
-    lens.forEach((len, s) => {
-      for (let n = 0; n < len; n++) seg[b * T + t++] = s;
-    });
-  });
-  return seg;
-}
 
 describe('wasm matmul', () => {
   const TOL = { atol: 1e-4, rtol: 1e-4 };
