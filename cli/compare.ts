@@ -3,7 +3,7 @@ import { UsageError } from '../src/errors.js';
 import { COMPARE_DEFAULTS, COMPARE_TRAIN, DEFAULT_ARMS, runCompare, type CompareOptions } from '../src/compare/compare.js';
 import { writeReport } from '../src/compare/report.js';
 import { parseTrainArgs } from '../src/train/options.js';
-import { tunedGpu } from './gpu.js';
+import { gpuForBackend } from './gpu.js';
 
 const F = COMPARE_DEFAULTS.full, Q = COMPARE_DEFAULTS.quick;
 export const summary = 'the curriculum experiment: random vs easy2hard vs hard2easy vs zpd vs controls, with 95% intervals';
@@ -73,7 +73,7 @@ export async function run(argv: string[]): Promise<number> {
     train, resume: Boolean(own.resume),
   };
   if (o.seeds < 2 && own['first-seed'] === undefined) throw new UsageError('--seeds must be at least 2 (intervals need pairs); one seed is allowed only as a shard of a larger compare (--first-seed)');
-  const { gpu } = await tunedGpu();
+  const gpu = await gpuForBackend(train.backend);
   console.error(`compare: ${o.arms.length} arms × ${o.seeds} seeds × ${o.steps} steps → ${o.out}`);
   const result = await runCompare(o, gpu, (l) => console.error(l));
   const files = await writeReport(result, o.out, `zpd-wgpu compare ${argv.join(' ')}`.trim());

@@ -5,7 +5,7 @@ import { FormatError, UsageError } from '../src/errors.js';
 import { exactMatch, isMcRecord, multipleChoice, parseMc } from '../src/train/eval.js';
 import { aggregate, BatchMaker, scoreSamples, toSamples } from '../src/train/data.js';
 import { openScorer, readRecords, SCORE_DEFAULTS } from '../src/train/train.js';
-import { tunedGpu } from './gpu.js';
+import { gpuForBackend } from './gpu.js';
 import { scoreArgs, SCORE_FLAGS, SCORE_USAGE } from './score-args.js';
 
 export const summary = 'held-out loss/PPL/token accuracy; multiple choice by log-likelihood; --exact-match';
@@ -26,7 +26,7 @@ export async function run(argv: string[]): Promise<number> {
   const { values: v } = parseArgs({ args: argv, options: { ...SCORE_FLAGS, 'exact-match': { type: 'boolean' }, json: { type: 'boolean' } } });
   const o = { ...SCORE_DEFAULTS, ...scoreArgs(v) };
   if (!o.data) throw new UsageError('eval needs --data FILE; see --help');
-  const { gpu } = await tunedGpu();
+  const gpu = await gpuForBackend(o.backend);
   const s = await openScorer(o, gpu);
   try {
     const mc = await readMcFile(o.data);

@@ -3,11 +3,10 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from '../src/errors.js';
 import { generate } from '../src/model/llama.js';
-import { loadModel, loadModelAdapter } from '../src/model/load.js';
 import { instructionPrompt } from '../src/data/read.js';
 import type { TrainOptions } from '../src/train/options.js';
-import { embeddedPath, modelTokenizer } from '../src/train/train.js';
-import { tunedGpu } from './gpu.js';
+import { embeddedPath, openScorer } from '../src/train/train.js';
+import { gpuForBackend } from './gpu.js';
 
 export const summary = 'generate text from a model folder (and a PEFT adapter)';
 export const usage = `Usage: zpd-wgpu generate --prompt TEXT [--model DIR] [--adapter DIR] [options]
@@ -27,6 +26,7 @@ export const usage = `Usage: zpd-wgpu generate --prompt TEXT [--model DIR] [--ad
   --temperature X      0 (default) is greedy
   --top-p X            nucleus sampling threshold, default 1
   --seed S             sampling seed, default 0
+  --backend B          webgpu|wasm|auto: where the model runs (wasm: the CPU, no GPU needed) [webgpu]
   --json               print one object {prompt, text, ids, tokensPerSecond} instead of streaming`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -36,10 +36,13 @@ export async function run(argv: string[]): Promise<number> {
       model: { type: 'string' }, adapter: { type: 'string' }, prompt: { type: 'string' }, chat: { type: 'boolean' }, template: { type: 'string', default: 'auto' },
       'max-new-tokens': { type: 'string', default: '64' }, temperature: { type: 'string', default: '0' },
       'top-p': { type: 'string', default: '1' }, seed: { type: 'string', default: '0' }, json: { type: 'boolean' },
+      backend: { type: 'string', default: 'webgpu' },
     },
   });
   if (v.prompt === undefined) throw new UsageError('generate needs --prompt TEXT; see --help');
   if (!['auto', 'chat', 'instruction', 'raw'].includes(v.template!)) throw new UsageError(`--template must be auto, chat, instruction or raw, got '${v.template}'`);
+  const backend = v.backend as 'webgpu' | 'wasm' | 'auto';
+  if (!['webgpu', 'wasm', 'auto'].includes(backend)) throw new UsageError(`--backend must be one of webgpu, wasm, auto, got '${backend}'`);
   const num = (name: string, s: string, int = false) => {
     const x = Number(s);
     if (!Number.isFinite(x) || (int && !Number.isInteger(x))) throw new UsageError(`--${name} must be a${int ? 'n integer' : ' number'}, got '${s}'`);
@@ -54,22 +57,30 @@ export async function run(argv: string[]): Promise<number> {
   const modelDir = v.model ?? run?.options?.model ?? (await embeddedPath('model'));
   if (!(await stat(modelDir).catch(() => null))?.isDirectory())
     throw new UsageError(`--model ${modelDir}: no such folder (give a Hugging Face model folder: config.json, *.safetensors, tokenizer.json)`);
-  const { tok, stopIds } = await modelTokenizer(modelDir);
-  const { gpu } = await tunedGpu();
-  const model = await loadModel(gpu, modelDir);
-  if (v.adapter) await loadModelAdapter(model, v.adapter);
+  const s = await openScorer({ model: modelDir, adapter: v.adapter ?? null, weights: 'auto', backend }, await gpuForBackend(backend));
+  try {
+    return await complete(s, v as Parameters<typeof complete>[1], run, { maxNewTokens, temperature, topP, seed });
+  } finally {
+    s.backend.dispose();
+  }
+}
+
+async function complete(
+  { tok, stopIds, model }: Awaited<ReturnType<typeof openScorer>>, v: { prompt?: string; chat?: boolean; template?: string; json?: boolean },
+  run: { options?: TrainOptions } | null, sampling: { maxNewTokens: number; temperature: number; topP: number; seed: number },
+): Promise<number> {
   let template = v.chat ? 'chat' : v.template!;
   if (template === 'auto') {
     const mode = run?.options?.chatTemplate;
     template = !run ? 'raw' : mode === 'on' || (mode === 'auto' && tok.chatTemplate !== null) ? 'chat' : 'instruction';
   }
-  const text = template === 'raw' ? v.prompt : instructionPrompt(v.prompt, template === 'chat' ? (m, g) => tok.applyChatTemplate(m, { addGenerationPrompt: g }) : undefined);
+  const text = template === 'raw' ? v.prompt! : instructionPrompt(v.prompt!, template === 'chat' ? (m, g) => tok.applyChatTemplate(m, { addGenerationPrompt: g }) : undefined);
   const prompt = tok.encode(text);
   const t0 = performance.now();
   let shown = '';
   const ids: number[] = [];
   const out = await generate(model, prompt, {
-    maxNewTokens, temperature, topP, seed, stop: stopIds,
+    ...sampling, stop: stopIds,
     onToken: (id) => {
       if (v.json) return;
       ids.push(id);

@@ -12,3 +12,13 @@ export async function tunedGpu(): Promise<{ gpu: Gpu; tiles: MatmulTiles; tilesF
   const tiles = await autotuneMatmul(gpu, { cache: cache ?? undefined, warn: (m) => console.error(`zpd-wgpu: warning: ${m}`), source: (s) => (tilesFrom = s) });
   return { gpu, tiles, tilesFile: cache?.where ?? null, tilesFrom };
 }
+
+/**
+ * The GPU a command needs for --backend `backend`: none for wasm; for auto, none when there is no
+ * WebGPU adapter (auto then takes the wasm backend, and says why); for webgpu, the GPU or its error.
+ */
+export async function gpuForBackend(backend: 'webgpu' | 'wasm' | 'auto' | undefined): Promise<Gpu | undefined> {
+  if (backend === 'wasm') return undefined;
+  if (backend === 'auto') return tunedGpu().then((t) => t.gpu, () => undefined);
+  return (await tunedGpu()).gpu;
+}

@@ -7,6 +7,7 @@ export const SCORE_FLAGS = {
   format: { type: 'string', default: SCORE_DEFAULTS.format }, 'chat-template': { type: 'string', default: SCORE_DEFAULTS.chatTemplate },
   'seq-len': { type: 'string', default: String(SCORE_DEFAULTS.seqLen) }, 'skip-bad': { type: 'boolean' },
   weights: { type: 'string', default: SCORE_DEFAULTS.weights },
+  backend: { type: 'string', default: 'webgpu' },
 } as const;
 
 export const SCORE_USAGE = `  --data FILE          .jsonl or .parquet (Alpaca, OpenOrca, chat messages or {text})
@@ -16,7 +17,9 @@ export const SCORE_USAGE = `  --data FILE          .jsonl or .parquet (Alpaca, O
   --chat-template M    auto|on|off: render prompts with the tokenizer's chat_template [auto]
   --seq-len T          longest sample in tokens (longer ones are cut) [${SCORE_DEFAULTS.seqLen}]
   --skip-bad           skip malformed lines (counted) instead of stopping
-  --weights W          auto|f16|f32 storage of the frozen weights [auto]`;
+  --weights W          auto|f16|f32 storage of the frozen weights [auto]
+  --backend B          webgpu|wasm|auto: where the model runs — the GPU, the CPU (SIMD on every
+                       core, no GPU needed), or a hardware GPU else the faster of the two [webgpu]`;
 
 export function scoreArgs(v: Record<string, unknown>): Partial<ScoreOptions> {
   const pick = (name: string, allowed: string[]) => {
@@ -31,6 +34,7 @@ export function scoreArgs(v: Record<string, unknown>): Partial<ScoreOptions> {
     format: pick('format', ['auto', 'alpaca', 'openorca', 'chat', 'text']) as ScoreOptions['format'],
     chatTemplate: pick('chat-template', ['auto', 'on', 'off']) as ScoreOptions['chatTemplate'],
     weights: pick('weights', ['auto', 'f16', 'f32']) as ScoreOptions['weights'],
+    backend: pick('backend', ['webgpu', 'wasm', 'auto']) as ScoreOptions['backend'],
     seqLen, skipBad: Boolean(v['skip-bad']),
   };
 }

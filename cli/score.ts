@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from '../src/errors.js';
 import { SCORE_DEFAULTS, score } from '../src/train/train.js';
-import { tunedGpu } from './gpu.js';
+import { gpuForBackend } from './gpu.js';
 import { scoreArgs, SCORE_FLAGS, SCORE_USAGE } from './score-args.js';
 
 export const summary = 'per-sample nll, ppl, confidence, entropy, token accuracy of a data file (JSONL out)';
@@ -19,7 +19,7 @@ export async function run(argv: string[]): Promise<number> {
   const { values: v } = parseArgs({ args: argv, options: { ...SCORE_FLAGS, out: { type: 'string' } } });
   const o = scoreArgs(v);
   if (!o.data) throw new UsageError('score needs --data FILE; see --help');
-  const { gpu } = await tunedGpu();
+  const gpu = await gpuForBackend(o.backend);
   const rows = await score({ ...SCORE_DEFAULTS, ...o, data: o.data }, gpu);
   const text = rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : '');
   if (v.out) {

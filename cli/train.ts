@@ -5,7 +5,7 @@ import { type ProgressEvent, type TrainSummary } from '../src/train/loop.js';
 import { parseTrainArgs, trainHelp } from '../src/train/options.js';
 import { readConfigFile } from './config-file.js';
 import { train } from '../src/train/train.js';
-import { tunedGpu } from './gpu.js';
+import { gpuForBackend } from './gpu.js';
 import { duration, mib, Progress } from './progress.js';
 
 export const summary = 'fine-tune a model (LoRA or full) with a ZPD curriculum; adapter, logs, checkpoints, exact resume';
@@ -25,7 +25,7 @@ export async function run(argv: string[]): Promise<number> {
   if (config) ({ options } = parseTrainArgs(argv, await readConfigFile(config)));
   if (options.resume && !options.out) throw new UsageError('--resume needs --out DIR (the run folder to continue)');
 
-  const { gpu } = options.backend === 'wasm' ? { gpu: undefined } : await tunedGpu(); // the wasm backend needs no GPU
+  const gpu = await gpuForBackend(options.backend); // the wasm backend needs no GPU
   const progress = new Progress();
   const controller = new AbortController();
   let interrupts = 0;

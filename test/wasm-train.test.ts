@@ -2,7 +2,8 @@
 // fixture with LoRA dropout and the zpd curriculum (re-scorings included), the losses of a run on
 // 1 and on 2 threads and of a rerun are bit-identical; the WebGPU run's losses agree within a
 // stated tolerance; the adapter the wasm run wrote is loaded and scored by the WebGPU backend to
-// the same NLL; --backend auto and doctor-style measurement pick a backend and say why.
+// the same NLL, and score/eval/generate --backend wasm agree with WebGPU on it; --backend auto
+// and doctor-style measurement pick a backend and say why.
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,7 +52,22 @@ describeGpu('wasm backend vs WebGPU', () => {
     // the wasm run's adapter, scored by each backend
     const gpu = (await testGpu())!;
     const onGpu = await score({ model: LLAMA, adapter: w1, data: data.eval, seqLen: 40, backend: 'webgpu' }, gpu);
-    const onWasm = await score({ model: LLAMA, adapter: w1, data: data.eval, seqLen: 40, backend: 'wasm' });
+    // the commands as a user runs them on the CPU: score, eval and generate --backend wasm
+    const rs = await cli('score', '--model', LLAMA, '--adapter', w1, '--data', data.eval, '--seq-len', '40', '--backend', 'wasm');
+    expect(rs.code, rs.stderr).toBe(0);
+    const onWasm = jsonl<{ nll: number }>(rs.stdout);
+    const re = await cli('eval', '--model', LLAMA, '--adapter', w1, '--data', data.eval, '--seq-len', '40', '--backend', 'wasm', '--json');
+    expect(re.code, re.stderr).toBe(0);
+    const tokens = onGpu.reduce((s, x) => s + x.tokens, 0);
+    expectClose('eval --backend wasm loss vs the WebGPU scores', [JSON.parse(re.stdout).loss], [onGpu.reduce((s, x) => s + x.nll * x.tokens, 0) / tokens], { atol: 1e-5, rtol: 1e-5 });
+    const gen = async (b: string) => {
+      const r = await cli('generate', '--model', LLAMA, '--adapter', w1, '--prompt', 'Add: 12+7', '--max-new-tokens', '12', '--backend', b, '--json');
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout).ids as number[];
+    };
+    const [idsWasm, idsGpu] = [await gen('wasm'), await gen('webgpu')];
+    expect(idsWasm.length).toBeGreaterThan(0);
+    expect(idsWasm).toEqual(idsGpu); // greedy: the same argmax on both backends at this size
     expect(onWasm.length).toBe(onGpu.length);
     expectClose('per-sample nll, wasm adapter scored on webgpu vs wasm', onGpu.map((s) => s.nll), onWasm.map((s) => s.nll), { atol: 1e-5, rtol: 1e-5 });
     const base = await score({ model: LLAMA, adapter: null, data: data.eval, seqLen: 40, backend: 'webgpu' }, gpu);

@@ -126,14 +126,15 @@ export interface CompareResult {
   runs: RunResult[];
   arms: ArmSummary[];
   groups: string[];
-  peakBytes: number;
+  /** The GPU's peak allocation over the whole compare (null on the wasm backend). */
+  peakBytes: number | null;
   seconds: number;
 }
 
 type Log = (line: string) => void;
 
 /** Run every arm for every seed and summarise. Files are written by writeReport (report.ts). */
-export async function runCompare(o: CompareOptions, gpu: Gpu, log: Log = () => {}): Promise<CompareResult> {
+export async function runCompare(o: CompareOptions, gpu: Gpu | undefined, log: Log = () => {}): Promise<CompareResult> {
   const t0 = performance.now();
   const arms = o.arms.map(parseArm);
   if (!arms.some((a) => a.label === 'random')) throw new UsageError("--arms must include 'random': its final held-out loss is every arm's target");
@@ -197,7 +198,7 @@ export async function runCompare(o: CompareOptions, gpu: Gpu, log: Log = () => {
         summary = await train(opts, { gpu, initialScores });
         log(`${label}: final held-out loss ${summary.after?.loss.toFixed(4)}, ${((performance.now() - ts) / 1000).toFixed(0)} s (scoring ${(100 * summary.scoringShare).toFixed(0)}%)`);
       }
-      const em = await cachedExactMatch(folder, emIds, done !== null, () => runExactMatch(gpu, o.model, folder, emRecords));
+      const em = await cachedExactMatch(folder, emIds, done !== null, () => runExactMatch(gpu, { model: o.model, backend: o.train.backend }, folder, emRecords));
       const metrics = (await readFile(join(folder, 'metrics.jsonl'), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l));
       runs.push(collect(arm.label, s, folder, metrics, summary, em));
     }
@@ -238,7 +239,7 @@ export async function runCompare(o: CompareOptions, gpu: Gpu, log: Log = () => {
   const { deviceSummary } = await import('./report.js');
   return {
     settings: { ...o, train: undefined, arms: arms.map((a) => a.label), model: modelDir, data: dataFile, evalData: evalFile, run: { ...base, data: dataFile, evalData: evalFile, out: null } },
-    machine: await deviceSummary(gpu), targets, runs, arms: summaries, groups, peakBytes: gpu.memory.peak, seconds: (performance.now() - t0) / 1000,
+    machine: await deviceSummary(gpu), targets, runs, arms: summaries, groups, peakBytes: gpu ? gpu.memory.peak : null, seconds: (performance.now() - t0) / 1000,
   };
 }
 
@@ -282,9 +283,9 @@ async function cachedExactMatch(folder: string, ids: number[], reused: boolean, 
   return result;
 }
 
-async function runExactMatch(gpu: Gpu, model: string | null, folder: string, records: DataRecord[]): Promise<RunResult['exactMatch']> {
+async function runExactMatch(gpu: Gpu | undefined, m: { model: string | null; backend?: TrainOptions['backend'] }, folder: string, records: DataRecord[]): Promise<RunResult['exactMatch']> {
   if (records.length === 0 || records.some((r) => !r.prompt)) return null;
-  const s = await openScorer({ model, adapter: folder, weights: 'auto' }, gpu);
+  const s = await openScorer({ ...m, adapter: folder, weights: 'auto' }, gpu);
   try {
     const em = await exactMatch(s.model, s.tok, records, s.stopIds);
     return { rate: em.rate, groups: em.groups };

@@ -8,7 +8,7 @@ import { nodeFs, nodeOs, nodePath } from '../platform/node.js';
 
 export const CHARTS = { loss: 'loss-curves.svg', exactMatch: 'exact-match.svg', steps: 'steps-to-target.svg' };
 
-export async function deviceSummary(gpu: Gpu): Promise<Record<string, unknown>> {
+export async function deviceSummary(gpu: Gpu | undefined): Promise<Record<string, unknown>> {
   const os = await nodeOs();
   const { embeddedPath } = await import('../train/train.js');
   let revision: string | null = null;
@@ -21,7 +21,7 @@ export async function deviceSummary(gpu: Gpu): Promise<Record<string, unknown>> 
     // not a git checkout
   }
   return {
-    adapter: gpu.info, cpu: os.cpus()[0]?.model ?? '?', cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    adapter: gpu?.info ?? null, cpu: os.cpus()[0]?.model ?? '?', cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30),
     platform: `${os.platform()} ${os.release()}`, node: process.version, revision, date: new Date().toISOString(),
   };
 }
@@ -82,10 +82,10 @@ export function renderReport(r: CompareResult, command: string): string {
   if (r.groups.length) lines.push(`![exact match](${CHARTS.exactMatch})`, '');
   lines.push('## Settings', '', '```json', JSON.stringify(s, null, 2), '```', '');
   const m = r.machine as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-  lines.push('## Machine', '', `- adapter: ${m.adapter?.description || m.adapter?.device} (${m.adapter?.vendor}, ${m.adapter?.backend}${m.adapter?.fallback ? ', software' : ''})`);
+  lines.push('## Machine', '', m.adapter ? `- adapter: ${m.adapter.description || m.adapter.device} (${m.adapter.vendor}, ${m.adapter.backend}${m.adapter.fallback ? ', software' : ''})` : '- adapter: none (the wasm backend, on the CPU)');
   lines.push(`- CPU: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB; ${m.platform}; Node ${m.node}`);
   lines.push(`- revision: ${m.revision ?? 'not a git checkout'}; ${m.date}`);
-  lines.push(`- peak GPU memory: ${f(r.peakBytes / 2 ** 20, 0)} MiB; wall time ${f(r.seconds / 60)} minutes`, '');
+  lines.push(`- ${r.peakBytes === null ? 'no GPU memory' : `peak GPU memory: ${f(r.peakBytes / 2 ** 20, 0)} MiB`}; wall time ${f(r.seconds / 60)} minutes`, '');
   return lines.join('\n');
 }
 
