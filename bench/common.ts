@@ -32,6 +32,8 @@ export interface BenchContext {
   log(line: string): void;
   /** the peer PyTorch runs on: 'cpu', 'cuda', or 'off' */
   torch: 'cpu' | 'cuda' | 'off';
+  /** time the wasm backend (the CPU) beside the adapter in the step part */
+  wasm: boolean;
 }
 
 export function figure(what: string, value: number, unit: string, peer: string | null, peerValue: number | null, note?: string): Figure {

@@ -8,6 +8,7 @@ import { figure, loadTfjs, type BenchContext, type Figure, type Figures } from '
 import { fullBatch, LR, prepareOurs, randomWeights, type Runner, type StepSpec } from './model.js';
 import { prepareTfjs } from './tfjs-model.js';
 import { findTorch, runTorch } from './torch.js';
+import { wasmStepRunner, type WasmStepRunner } from '../src/wasm/bench.js';
 
 
 function describe(spec: StepSpec): string {
@@ -65,7 +66,18 @@ export async function stepFigures(ctx: BenchContext, figs: Figures, spec: StepSp
       note = `tfjs-webgpu failed: ${(e as Error).message}`;
     }
   }
+  // the wasm backend (the CPU) on the same weights, LoRA initialisation and batch: a column beside the adapter's
+  let wasm: WasmStepRunner | null = null, wasmNote = '';
+  if (ctx.wasm) {
+    ctx.progress(`${spec.name}: building the model on the wasm backend`);
+    try {
+      wasm = await wasmStepRunner(spec, weights, batch, { adapter: ours.adapter, opt: { ...DEFAULT_ADAMW, lr: LR } });
+    } catch (e) {
+      wasmNote = `the wasm backend failed: ${(e as Error).message}`;
+    }
+  }
   const sides = [{ name: `zpd-wgpu ${spec.name} LoRA step`, call: ours.step }];
+  if (wasm) sides.push({ name: `zpd-wgpu wasm ${spec.name} LoRA step`, call: wasm.step });
   if (peer) sides.push({ name: `tfjs-webgpu ${spec.name} LoRA step`, call: peer.step });
   let steps: { ms: number; first: number[] }[] = [], check: Figure['check'];
   try {
@@ -74,15 +86,21 @@ export async function stepFigures(ctx: BenchContext, figs: Figures, spec: StepSp
     if (!peer) throw e;
     note = `tfjs-webgpu failed: ${(e as Error).message}`;
     peer = null;
-    steps = await interleaved(sides.slice(0, 1), spec.steps, ctx.progress);
+    steps = await interleaved(sides.slice(0, wasm ? 2 : 1), spec.steps, ctx.progress);
   }
   const peak = ours.peak();
   const scoreSides = [{ name: `zpd-wgpu ${spec.name} scoring pass`, call: ours.score }];
+  if (wasm) scoreSides.push({ name: `zpd-wgpu wasm ${spec.name} scoring pass`, call: async () => wasm.score() });
   if (peer) scoreSides.push({ name: `tfjs-webgpu ${spec.name} scoring pass`, call: peer.score });
   const scores = await interleaved(scoreSides, spec.steps, ctx.progress);
+  const wasmInfo = wasm ? `${wasm.kernels.threads} threads, ${wasm.kernels.isa}` : '';
   await ours.dispose();
   await peer?.dispose();
-  const [o, t] = steps;
+  wasm?.dispose();
+  const [o, w] = wasm ? steps.slice(0, 2) : [steps[0], null];
+  const t = steps[wasm ? 2 : 1];
+  const [so, sw] = wasm ? scores.slice(0, 2) : [scores[0], null];
+  const st = scores[wasm ? 2 : 1];
   if (peer && t) {
     const d = Math.max(...t.first.map((l, i) => Math.abs(l - o.first[i])));
     check = { what: 'losses of the first two steps (same weights, LoRA initialisation, batch)', maxAbsDiff: d };
@@ -92,8 +110,17 @@ export async function stepFigures(ctx: BenchContext, figs: Figures, spec: StepSp
   const key = spec.name;
   figs[`step.${key}`] = figure(describe(spec), rate(o.ms), 'tokens/s', 'tfjs-webgpu (same step: its autograd + Adam)', t ? rate(t.ms) : null, note);
   if (check) figs[`step.${key}`].check = check;
-  figs[`score.${key}`] = figure(`scoring pass (forward + per-token NLL, read back) of the same model and batch`, rate(scores[0].ms), 'tokens/s', 'tfjs-webgpu forward + cross-entropy', scores[1] ? rate(scores[1].ms) : null,
-    scores[1] ? `median of ${spec.steps} passes each, interleaved; ms ours ${scores[0].ms.toFixed(0)}, tfjs ${scores[1].ms.toFixed(0)}` : note);
+  figs[`score.${key}`] = figure(`scoring pass (forward + per-token NLL, read back) of the same model and batch`, rate(so.ms), 'tokens/s', 'tfjs-webgpu forward + cross-entropy', st ? rate(st.ms) : null,
+    st ? `median of ${spec.steps} passes each, interleaved; ms ours ${so.ms.toFixed(0)}, tfjs ${st.ms.toFixed(0)}` : note);
+  if (ctx.wasm) {
+    const d = w ? Math.max(...w.first.map((l, i) => Math.abs(l - o.first[i]))) : NaN;
+    figs[`step.${key}.wasm`] = figure(`${describe(spec)} — on the wasm backend (the CPU), beside the WebGPU backend on this adapter`, w ? rate(w.ms) : NaN, 'tokens/s',
+      'zpd-wgpu webgpu on this adapter', w ? rate(o.ms) : null,
+      w ? `wasm ${wasmInfo}; median of ${spec.steps} steps each, interleaved with the WebGPU and tfjs steps; ms/step wasm ${w.ms.toFixed(0)}, webgpu ${o.ms.toFixed(0)}; losses of steps 1, 2: wasm ${w.first.map((l) => l.toFixed(5)).join(', ')} (max |diff| to webgpu ${d.toExponential(1)})` : wasmNote);
+    if (w) figs[`step.${key}.wasm`].check = { what: 'losses of the first two steps, wasm vs webgpu (same weights, LoRA initialisation, batch)', maxAbsDiff: d };
+    figs[`score.${key}.wasm`] = figure('the scoring pass on the wasm backend, beside the WebGPU backend on this adapter', sw ? rate(sw.ms) : NaN, 'tokens/s',
+      'zpd-wgpu webgpu on this adapter', sw ? rate(so.ms) : null, sw ? `median of ${spec.steps} passes each, interleaved; ms wasm ${sw.ms.toFixed(0)}, webgpu ${so.ms.toFixed(0)}` : wasmNote);
+  }
   figs[`memory.${key}`] = figure(
     `peak GPU memory of the LoRA step / its analytical need (weights, LoRA + grads + AdamW moments, saved activations)`,
     peak / ours.need, '× need', null, null, `peak ${(peak / 2 ** 20).toFixed(1)} MiB, need ${(ours.need / 2 ** 20).toFixed(1)} MiB`,
@@ -116,5 +143,6 @@ export async function stepFigures(ctx: BenchContext, figs: Figures, spec: StepSp
       }
     }
     figs[name] = figure(describe(spec), rate(o.ms), 'tokens/s', `PyTorch ${dev} eager ${dtype}`, r && rate(r.stepMs), n);
+    if (w && dev === 'cpu') figs[`step.${key}.wasm.pytorch-cpu`] = figure(`${describe(spec)} — on the wasm backend (the CPU), beside PyTorch on the same CPU`, rate(w.ms), 'tokens/s', `PyTorch cpu eager ${dtype}`, r && rate(r.stepMs), n && `wasm ${wasmInfo}, ms/step ${w.ms.toFixed(0)}; ${n}`);
   }
 }

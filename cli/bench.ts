@@ -27,11 +27,11 @@ const PARTS: Record<string, (ctx: BenchContext, figs: Figures) => Promise<void>>
   lmhead: lmheadFigures,
   elementwise: elementwiseFigures,
   step: (ctx, figs) => stepFigures(ctx, figs, ctx.quick ? QUICK : TINY),
-  large: (ctx, figs) => stepFigures(ctx, figs, LARGE),
+  large: (ctx, figs) => stepFigures({ ...ctx, wasm: false }, figs, LARGE), // on the CPU a 335 M step takes minutes
   tokenizer: tokenizerFigures,
 };
 
-export const usage = `Usage: zpd-wgpu bench [--json] [--quick] [--only ${Object.keys(PARTS).join(',')}] [--large] [--torch cpu|cuda|off] [--save DIR]
+export const usage = `Usage: zpd-wgpu bench [--json] [--quick] [--only ${Object.keys(PARTS).join(',')}] [--large] [--torch cpu|cuda|off] [--no-wasm] [--save DIR]
 
 Measures, on this machine's WebGPU adapter, each figure beside a peer run in the same process
 (or, for PyTorch, right after it on the same machine), with the ratio ours / peer:
@@ -45,7 +45,9 @@ Measures, on this machine's WebGPU adapter, each figure beside a peer run in the
                4 layers, seq 128, batch 8, r 8, every token a target), its scoring pass, and
                its peak GPU memory against the analytical need — vs the same step in
                tfjs-webgpu (its autograd + Adam, same weights and LoRA initialisation: the first
-               two losses are compared) and in PyTorch (eager)
+               two losses are compared) and in PyTorch (eager); and the same step and
+               scoring pass on the wasm backend (the CPU), with its ratios to the WebGPU
+               backend on this adapter and to PyTorch on the CPU
   large        the same for a 335 M-parameter Llama shape (seq 512, batch 8, r 16): run by
                default only on adapters that are not software renderers
   tokenizer    encode MB/s — vs @lenml/tokenizers on the same tokenizer.json
@@ -60,6 +62,7 @@ Measures, on this machine's WebGPU adapter, each figure beside a peer run in the
                autocast), off. It needs python3 with torch ($ZPD_WGPU_PYTHON, python3, or
                /usr/bin/python3); the tfjs peers need @tensorflow/tfjs-core and
                @tensorflow/tfjs-backend-webgpu. A missing peer is reported with the reason.
+  --no-wasm    leave the wasm backend out of the step part
   --save DIR   also write the JSON to DIR/<date>-<device>.json (e.g. bench/results)`;
 
 /** lavapipe, SwiftShader, WARP: CPUs pretending to be GPUs. */
@@ -90,6 +93,7 @@ export async function run(argv: string[]): Promise<number> {
       large: { type: 'boolean', default: false },
       torch: { type: 'string', default: 'cpu' },
       save: { type: 'string' },
+      'no-wasm': { type: 'boolean', default: false },
     },
   });
   const torch = values.torch as BenchContext['torch'];
@@ -110,7 +114,7 @@ export async function run(argv: string[]): Promise<number> {
   const parts = only ?? Object.keys(PARTS).filter((p) => p !== 'large' || ((!software || values.large) && !values.quick));
   if (values.large && !parts.includes('large')) parts.push('large');
   const figs: Figures = {};
-  const ctx: BenchContext = { gpu, quick: values.quick, large: values.large, torch, progress: say, log: (l) => progress.log(l) };
+  const ctx: BenchContext = { gpu, quick: values.quick, large: values.large, torch, wasm: !values['no-wasm'], progress: say, log: (l) => progress.log(l) };
   for (const p of parts) {
     const before = new Set(Object.keys(figs));
     await PARTS[p](ctx, figs);

@@ -52,7 +52,8 @@ describeGpu('zpd-wgpu bench', () => {
     expect(j.matmulTiles.from).toBe('timed');
     const figs = j.figures as Record<string, Figure>;
     for (const k of ['matmul.nt.256', 'matmul.nt.512', 'matmul.nn.256', 'attention.fwd.T128', 'attention.bwd.T128', 'lmhead.fwd.N64.V32000',
-      'elementwise.rmsnorm', 'elementwise.swiglu', 'step.tiny-quick', 'score.tiny-quick', 'memory.tiny-quick', 'step.tiny-quick.pytorch-cpu', 'tokenizer.encode'])
+      'elementwise.rmsnorm', 'elementwise.swiglu', 'step.tiny-quick', 'score.tiny-quick', 'memory.tiny-quick', 'step.tiny-quick.pytorch-cpu', 'step.tiny-quick.wasm', 'score.tiny-quick.wasm',
+      'step.tiny-quick.wasm.pytorch-cpu', 'tokenizer.encode'])
       expect(Object.keys(figs)).toContain(k);
     for (const [k, f] of Object.entries(figs)) {
       expect(positive(f.value), `${k}.value ${f.value}`).toBe(true);
@@ -65,10 +66,14 @@ describeGpu('zpd-wgpu bench', () => {
       }
     }
     // the peers installed here ran, on the same adapter
-    for (const k of ['matmul.nt.512', 'lmhead.fwd.N64.V32000', 'elementwise.swiglu', 'step.tiny-quick', 'score.tiny-quick', 'attention.bwd.T128', 'tokenizer.encode'])
+    for (const k of ['matmul.nt.512', 'lmhead.fwd.N64.V32000', 'elementwise.swiglu', 'step.tiny-quick', 'score.tiny-quick', 'attention.bwd.T128', 'tokenizer.encode',
+      'step.tiny-quick.wasm', 'score.tiny-quick.wasm'])
       expect(positive(figs[k].peerValue), `${k}: ${figs[k].note}`).toBe(true);
     // tfjs-webgpu trained the same model from the same start: the same first two losses
     expect(figs['step.tiny-quick'].check!.maxAbsDiff).toBeLessThan(1e-3);
+    // and so did the wasm backend (its ratio is to the WebGPU backend on this adapter)
+    expect(figs['step.tiny-quick.wasm'].check!.maxAbsDiff).toBeLessThan(1e-3);
+    expect(figs['step.tiny-quick.wasm'].peerValue).toBe(figs['step.tiny-quick'].value);
     expect(figs['tokenizer.encode'].note).toBe('identical ids');
     // memory: a ratio to the analytical need, at least 1 (the need is a lower bound)
     expect(figs['memory.tiny-quick'].value).toBeGreaterThanOrEqual(1);

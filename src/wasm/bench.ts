@@ -36,44 +36,73 @@ export interface WasmStepResult {
   phases: Record<string, number>;
 }
 
+/** A prepared wasm model for timing: one optimizer step (its loss) or one scoring pass per call. */
+export interface WasmStepRunner {
+  step(): Promise<number>;
+  score(): void;
+  kernels: WasmKernels;
+  backend: WasmBackend;
+  dispose(): void;
+}
+
 /**
- * Time the LoRA step and the scoring pass of `spec` on a fresh wasm backend. `adapter`: the LoRA
- * initialisation (default PEFT's, seed 1), so a WebGPU or PyTorch peer can start from the same.
+ * `spec`'s model on a fresh wasm backend from named f32 weights, LoRA attached from `adapter`
+ * (default PEFT's initialisation, seed 1, so a WebGPU or PyTorch peer can start from the same).
  */
+export async function wasmStepRunner(
+  spec: Pick<WasmStepSpec, 'config' | 'r' | 'alpha'>, weights: { name: string; shape: number[]; data: Float32Array }[], batch: ModelBatch,
+  o: WasmKernelOptions & { adapter?: Adapter; opt?: AdamwOptions } = {},
+): Promise<WasmStepRunner> {
+  const cfg: ModelConfig = configFromJson(spec.config);
+  const k = await WasmKernels.create(o);
+  const store = await SafetensorsFile.open(bytesSource(safetensorsBytes(weights.map((w) => ({ ...w, dtype: 'F32' as const }))), 'random.safetensors'));
+  let backend: WasmBackend;
+  try {
+    backend = new WasmBackend(await wasmModelFromStore(k, cfg, store, {}));
+  } catch (e) {
+    k.dispose();
+    throw e;
+  }
+  backend.model.attachLora({}, 1, o.adapter ?? initAdapter(cfg, { ...DEFAULT_LORA, r: spec.r, alpha: spec.alpha }, 1));
+  const opt = o.opt ?? { ...DEFAULT_ADAMW, lr: 1e-3 };
+  return {
+    kernels: k, backend,
+    step: async () => (await backend.step([batch], opt)).loss,
+    score: () => void backend.model.score(batch),
+    dispose: () => backend.dispose(),
+  };
+}
+
+/** Time the LoRA step and the scoring pass of `spec` on a fresh wasm backend (see wasmStepRunner). */
 export async function benchWasmStep(
   spec: WasmStepSpec, weights: { name: string; shape: number[]; data: Float32Array }[], batch: ModelBatch,
   o: WasmKernelOptions & { adapter?: Adapter; opt?: AdamwOptions; say?: (s: string) => void } = {},
 ): Promise<WasmStepResult> {
-  const cfg: ModelConfig = configFromJson(spec.config);
-  const k = await WasmKernels.create(o);
-  const store = await SafetensorsFile.open(bytesSource(safetensorsBytes(weights.map((w) => ({ ...w, dtype: 'F32' as const }))), 'random.safetensors'));
-  const model = await wasmModelFromStore(k, cfg, store, {});
-  const backend = new WasmBackend(model);
+  const r = await wasmStepRunner(spec, weights, batch, o);
+  const k = r.kernels;
   try {
-    model.attachLora({}, 1, o.adapter ?? initAdapter(cfg, { ...DEFAULT_LORA, r: spec.r, alpha: spec.alpha }, 1));
-    const opt = o.opt ?? { ...DEFAULT_ADAMW, lr: 1e-3 };
     const N = batch.B * batch.T;
     o.say?.('zpd-wgpu: wasm LoRA step, warm-up');
-    const losses = [(await backend.step([batch], opt)).loss];
+    const losses = [await r.step()];
     let t0 = performance.now();
     for (let s = 0; s < spec.steps; s++) {
       o.say?.(`zpd-wgpu: wasm LoRA step ${s + 1}/${spec.steps}`);
-      const r = await backend.step([batch], opt);
-      if (s === 0) losses.push(r.loss);
+      const loss = await r.step();
+      if (s === 0) losses.push(loss);
     }
     const stepMs = (performance.now() - t0) / spec.steps;
     o.say?.('zpd-wgpu: wasm scoring pass');
-    model.score(batch);
+    r.score();
     t0 = performance.now();
-    for (let s = 0; s < spec.steps; s++) model.score(batch);
+    for (let s = 0; s < spec.steps; s++) r.score();
     const scoreMs = (performance.now() - t0) / spec.steps;
-    const phases = profileStep(k, () => backend.step([batch], opt));
+    const phases = profileStep(k, r.step);
     return {
       stepMs, scoreMs, stepTokensPerSecond: (N * 1000) / stepMs, scoreTokensPerSecond: (N * 1000) / scoreMs,
       losses, peak: k.usage.peak, threads: k.threads, isa: k.isa, phases: await phases,
     };
   } finally {
-    backend.dispose();
+    r.dispose();
   }
 }
 
