@@ -6,6 +6,7 @@ import { configFromJson, expectedTensors, type ModelConfig } from '../src/io/con
 import { bytesSource, safetensorsBytes, SafetensorsFile } from '../src/io/safetensors.js';
 import { DEFAULT_LORA, LORA_MODULES } from '../src/lora.js';
 import type { ModelBatch } from '../src/model/llama.js';
+import { trainingMemory } from '../src/model/memory.js';
 import { initAdapter, type Adapter } from '../src/io/peft.js';
 import { attachLora, modelFromStore } from '../src/model/load.js';
 import { DEFAULT_ADAMW } from '../src/train/backend.js';
@@ -72,20 +73,6 @@ export function fullBatch(B: number, T: number, V: number, seed = 7): ModelBatch
   return { B, T, ids: ids.subarray(0, N), targets, segments, positions };
 }
 
-/**
- * Bytes a LoRA step needs by design, f32: the weights; LoRA A, B with gradient and two AdamW
- * moments; the activations the backward reads (recompute off): per layer x, xn1, xm, xn2 (C);
- * q, att (Hq·D); k, v (Hkv·D); g, up, h (I); u (r per module); two rstd; lse — and the final x.
- */
-export function analyticalNeed(cfg: ModelConfig, r: number, B: number, T: number): number {
-  const N = B * T, C = cfg.hiddenSize, I = cfg.intermediateSize, D = cfg.headDim, Hq = cfg.numHeads, Hkv = cfg.numKvHeads, L = cfg.numLayers;
-  const weights = expectedTensors(cfg).reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0) * 4;
-  const loraPerLayer = r * (C + Hq * D) + r * (C + Hkv * D) * 2 + r * (Hq * D + C) + r * (C + I) * 2 + r * (I + C);
-  const lora = loraPerLayer * L * 4 * 4;
-  const perLayer = (N * (4 * C + 2 * Hq * D + 2 * Hkv * D + 3 * I + LORA_MODULES.length * r + 2) + B * Hq * T) * 4;
-  return weights + lora + L * perLayer + N * C * 4;
-}
-
 /** One side of the comparison: a prepared model that runs a training step or a scoring pass. */
 export interface Runner {
   /** one optimizer step; its loss */
@@ -121,7 +108,7 @@ export async function prepareOurs(gpu: Gpu, spec: StepSpec, weights: NamedTensor
   const opt = { ...DEFAULT_ADAMW, lr: LR };
   return {
     adapter,
-    need: analyticalNeed(cfg, spec.r, batch.B, batch.T),
+    need: trainingMemory(cfg, { batch: batch.B, seqLen: batch.T, loraR: spec.r, modules: LORA_MODULES, full: false, recompute: false, f16: false }).total,
     peak: () => gpu.memory.peak - base,
     step: async () => (await backend.step([batch], opt)).loss,
     score: async () => void (await model.score(batch)),

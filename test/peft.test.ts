@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FormatError } from '../src/errors.js';
-import { initAdapter, initLora, loadAdapter, parseAdapterConfig, parsePeftKey, peftKey, readAdapter, saveAdapter } from '../src/io/peft.js';
+import { initAdapter, initLora, loadAdapter, loraFeatures, parseAdapterConfig, parsePeftKey, peftKey, planLora, readAdapter, saveAdapter } from '../src/io/peft.js';
 import { SafetensorsFile, bytesSource, safetensorsBytes } from '../src/io/safetensors.js';
 import { loadConfig } from '../src/io/config.js';
-import { DEFAULT_LORA, loraScale } from '../src/lora.js';
+import { DEFAULT_LORA, LORA_MODULES, loraScale } from '../src/lora.js';
 
 const FIX = join(__dirname, 'fixtures/models');
 let dir: string;
@@ -186,4 +186,21 @@ describe('initLora', () => {
     expect(Array.from(initLora([8, 400], [96, 8], 8).a)).not.toEqual(Array.from(a));
     expect(() => initLora([8, 4], [4, 3], 1)).toThrow();
   });
+});
+
+it('planLora (both backends attach LoRA through it) pairs each adapter tensor with its layer and refuses a bad module, rank, layer or shape', async () => {
+  const cfg = await loadConfig(join(import.meta.dirname, 'fixtures', 'models', 'llama'));
+  const layers = Array.from({ length: cfg.numLayers }, () => ({
+    lin: Object.fromEntries(LORA_MODULES.map((m) => { const f = loraFeatures(cfg, m); return [m, { inF: f.inFeatures, outF: f.outFeatures }]; })) as Record<(typeof LORA_MODULES)[number], { inF: number; outF: number }>,
+  }));
+  const plan = planLora(cfg, layers, { r: 4, targetModules: ['q_proj', 'down_proj'] }, 3);
+  expect(plan.options.r).toBe(4);
+  expect(plan.pairs.map((p) => p.name)).toEqual(Array.from({ length: cfg.numLayers }, (_, l) => [`layers.${l}.q_proj`, `layers.${l}.down_proj`]).flat());
+  for (const { lin, w } of plan.pairs) expect([w.a.length, w.b.length]).toEqual([4 * lin.inF, lin.outF * 4]);
+  expect(planLora(cfg, layers, {}, 3, plan.adapter).options.targetModules).toEqual(['q_proj', 'down_proj']); // the adapter's config counts
+  expect(() => planLora(cfg, layers, { targetModules: ['qkv_proj' as never] })).toThrow(/LoRA target module 'qkv_proj' is not one of q_proj/);
+  expect(() => planLora(cfg, layers, { r: 0 })).toThrow(/rank r must be a positive integer, got 0/);
+  expect(() => planLora(cfg, layers.slice(0, 1), {}, 3, plan.adapter)).toThrow(/layer 1 q_proj.*the model has 1 layers/);
+  const wide = layers.map((l) => ({ lin: { ...l.lin, down_proj: { inF: l.lin.down_proj.inF + 1, outF: l.lin.down_proj.outF } } }));
+  expect(() => planLora(cfg, wide, {}, 3, plan.adapter)).toThrow(/layer 0 down_proj.*does not match the model's/);
 });

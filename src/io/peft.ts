@@ -13,7 +13,7 @@
 // U(-1/sqrt(in), 1/sqrt(in)) since fan_in = in; B = 0.
 import { makeRng } from '../rng.js';
 import { FormatError, UsageError } from '../errors.js';
-import { LORA_MODULES, type LoraModule, type LoraOptions } from '../lora.js';
+import { DEFAULT_LORA, LORA_MODULES, type LoraModule, type LoraOptions } from '../lora.js';
 import type { ModelConfig } from './config.js';
 import { SafetensorsFile, serializeSafetensors, writeFileAtomic, type TensorStore } from './safetensors.js';
 import { nodeFs, nodePath } from '../platform/node.js';
@@ -93,6 +93,30 @@ export function initAdapter(cfg: ModelConfig, lora: LoraOptions, seed: number, b
     }
   }
   return { config: { ...lora, targetModules: [...lora.targetModules], baseModelNameOrPath }, weights };
+}
+
+/**
+ * What attaching LoRA to a model means, on either backend (src/model/load.ts attachLora,
+ * src/wasm/model.ts WasmModel.attachLora): the options (defaults < the adapter's config <
+ * `lora`), checked; the adapter (the given one, or PEFT's initialisation, seeded); and each of its
+ * tensors beside the linear layer it belongs to, shapes checked — all before the model changes.
+ */
+export function planLora<L extends { inF: number; outF: number }>(
+  cfg: ModelConfig, layers: readonly { lin: Record<LoraModule, L> }[], lora: Partial<LoraOptions> = {}, seed = 0, adapter?: Adapter,
+): { options: LoraOptions; adapter: Adapter; pairs: { lin: L; w: LoraWeight; name: string }[] } {
+  const o: LoraOptions = { ...DEFAULT_LORA, ...(adapter?.config ?? {}), ...lora };
+  for (const m of o.targetModules)
+    if (!LORA_MODULES.includes(m)) throw new UsageError(`LoRA target module '${m}' is not one of ${LORA_MODULES.join(', ')}`);
+  if (!(Number.isInteger(o.r) && o.r > 0)) throw new UsageError(`LoRA rank r must be a positive integer, got ${o.r}`);
+  const ad = adapter ?? initAdapter(cfg, o, seed);
+  const pairs = ad.weights.map((w) => {
+    const lin = layers[w.layer]?.lin[w.module];
+    if (!lin) throw new FormatError('adapter', `layer ${w.layer} ${w.module}`, `the model has ${layers.length} layers`);
+    if (w.inFeatures !== lin.inF || w.outFeatures !== lin.outF)
+      throw new FormatError('adapter', `layer ${w.layer} ${w.module}`, `shape [${w.outFeatures}, ${w.inFeatures}] does not match the model's [${lin.outF}, ${lin.inF}]`);
+    return { lin, w, name: `layers.${w.layer}.${w.module}` };
+  });
+  return { options: o, adapter: ad, pairs };
 }
 
 // ------------------------------------------------------------------ writing

@@ -25,7 +25,7 @@ import { attentionBackward, attentionForward } from '../kernels/attention.js';
 import { lmHeadBackward, lmHeadForward, lmHeadForwardBackward } from '../kernels/lmhead.js';
 import { SEGMENT_FLOATS, segmentMeans } from '../kernels/segment.js';
 import { ropeInvFreq, type ModelConfig } from '../io/config.js';
-import { LORA_MODULES, type LoraModule, type LoraOptions } from '../lora.js';
+import { LORA_MODULES, modelWeights, trainableTensors, type LoraModule, type LoraOptions } from '../lora.js';
 import { makeRng } from '../rng.js';
 import { sampleToken, type SamplingOptions } from './sample.js';
 
@@ -162,37 +162,18 @@ export class LlamaModel {
     this.releaseActivations();
     this.detachLora();
     const seen = new Set<GPUBuffer>();
-    const weight = (w?: Weight) => {
-      if (!w || seen.has(w.buf)) return;
+    for (const w of modelWeights<Weight, Param>(this)) {
+      if (seen.has(w.buf)) continue;
       seen.add(w.buf);
       if (w.param) destroyParam(this.gpu, w.param);
       else this.gpu.retire(w.buf);
-    };
-    weight(this.embed);
-    for (const l of this.layers) {
-      [l.inputNorm, l.postNorm, l.qNorm, l.kNorm].forEach(weight);
-      for (const m of LORA_MODULES) [l.lin[m].W, l.lin[m].bias].forEach(weight);
     }
-    weight(this.finalNorm);
-    weight(this.lmHead);
     this.gpu.retire(this.invFreq);
   }
 
   /** All trainable tensors, in a fixed order (the order of the optimizer and the grad norm). */
   params(): Param[] {
-    const out: Param[] = [];
-    const w = (x?: Weight) => x?.param && !out.includes(x.param) && out.push(x.param);
-    if (this.full) w(this.embed);
-    for (const l of this.layers) {
-      if (this.full) [l.inputNorm, l.postNorm, l.qNorm, l.kNorm].forEach(w);
-      for (const m of LORA_MODULES) {
-        const lin = l.lin[m];
-        if (lin.A && lin.B) out.push(lin.A, lin.B);
-        if (this.full) [lin.W, lin.bias].forEach(w);
-      }
-    }
-    if (this.full) [this.finalNorm, this.lmHead].forEach(w);
-    return out;
+    return trainableTensors<Weight, Param>(this);
   }
 
   // ---- activations ------------------------------------------------------------------------

@@ -4,12 +4,12 @@
 import { FormatError, UsageError } from '../errors.js';
 import type { Gpu } from '../gpu/gpu.js';
 import { bf16BitsToF16Bits, f32ToF16Bits } from '../io/dtype.js';
-import { initAdapter, loadAdapter, loraFeatures, saveAdapter, type Adapter } from '../io/peft.js';
+import { loadAdapter, loraFeatures, planLora, saveAdapter, type Adapter } from '../io/peft.js';
 import { openCheckpoint, type TensorStore } from '../io/safetensors.js';
 import { checkTensors, loadConfig, type ModelConfig } from '../io/config.js';
 import { ATTENTION_MAX_HEAD_DIM } from '../kernels/attention.js';
 import { LlamaModel, type Layer, type Linear, type Param, type Weight } from './llama.js';
-import { DEFAULT_LORA, LORA_MODULES, loraScale, type LoraModule, type LoraOptions } from '../lora.js';
+import { LORA_MODULES, loraScale, type LoraModule, type LoraOptions } from '../lora.js';
 
 export interface LoadOptions {
   /**
@@ -113,22 +113,15 @@ export async function modelFromStore(gpu: Gpu, cfg: ModelConfig, store: TensorSt
  * seeded) or the given one (e.g. loaded from disk, or a parity fixture).
  */
 export function attachLora(model: LlamaModel, lora: Partial<LoraOptions> = {}, seed = 0, adapter?: Adapter): Adapter {
-  const o: LoraOptions = { ...DEFAULT_LORA, ...(adapter?.config ?? {}), ...lora };
-  for (const m of o.targetModules)
-    if (!LORA_MODULES.includes(m)) throw new UsageError(`LoRA target module '${m}' is not one of ${LORA_MODULES.join(', ')}`);
-  if (!(Number.isInteger(o.r) && o.r > 0)) throw new UsageError(`LoRA rank r must be a positive integer, got ${o.r}`);
-  const ad = adapter ?? initAdapter(model.cfg, o, seed);
+  const plan = planLora(model.cfg, model.layers, lora, seed, adapter);
+  const o = plan.options;
   model.detachLora(); // the tensors of an earlier adapter give their memory back
   model.setLora({ ...o, scale: loraScale(o) });
-  for (const w of ad.weights) {
-    const lin = model.layers[w.layer]?.lin[w.module];
-    if (!lin) throw new FormatError('adapter', `layer ${w.layer} ${w.module}`, `the model has ${model.layers.length} layers`);
-    if (w.inFeatures !== lin.inF || w.outFeatures !== lin.outF)
-      throw new FormatError('adapter', `layer ${w.layer} ${w.module}`, `shape [${w.outFeatures}, ${w.inFeatures}] does not match the model's [${lin.outF}, ${lin.inF}]`);
-    lin.A = makeParam(model.gpu, `layers.${w.layer}.${w.module}.lora_A`, [o.r, lin.inF], w.a, true);
-    lin.B = makeParam(model.gpu, `layers.${w.layer}.${w.module}.lora_B`, [lin.outF, o.r], w.b, true);
+  for (const { lin, w, name } of plan.pairs) {
+    lin.A = makeParam(model.gpu, `${name}.lora_A`, [o.r, lin.inF], w.a, true);
+    lin.B = makeParam(model.gpu, `${name}.lora_B`, [lin.outF, o.r], w.b, true);
   }
-  return ad;
+  return plan.adapter;
 }
 
 /** Read the model's LoRA tensors back from the GPU as an Adapter (PEFT layout). */

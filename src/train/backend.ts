@@ -2,6 +2,7 @@
 // and the optimizer's whole state out and back in. The loop (src/train/loop.ts) and the
 // curriculum (src/curriculum/) see only this interface — no GPU types — so another backend (the
 // WebGPU one is src/train/step.ts) can stand in without touching them.
+import { UsageError } from '../errors.js';
 import type { Adapter } from '../io/peft.js';
 import type { ModelBatch, SampleStats } from '../model/llama.js';
 
@@ -57,4 +58,16 @@ export interface TrainBackend {
   /** Bytes the backend holds now and at most so far. */
   memory(): { live: number; peak: number };
   dispose(): void;
+}
+
+/**
+ * The loss tokens (targets ≥ 0) of one step's micro-batches — what both backends divide the
+ * summed loss by; a step with nothing to train, or without a loss token, is refused.
+ */
+export function stepLossTokens(trainable: number, micro: ModelBatch[]): number {
+  if (trainable === 0) throw new UsageError('step: nothing to train — attach LoRA (attachLora) or load with full fine-tuning');
+  let n = 0;
+  for (const b of micro) for (const t of b.targets) if (t >= 0) n++;
+  if (n === 0) throw new UsageError('step: the batch has no loss tokens (every target is −1)');
+  return n;
 }

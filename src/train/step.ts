@@ -10,7 +10,7 @@ import { gradNorm } from '../kernels/gradnorm.js';
 import { SEGMENT_FLOATS } from '../kernels/segment.js';
 import { readSampleStats, type LlamaModel, type ModelBatch, type SampleStats } from '../model/llama.js';
 import { currentAdapter } from '../model/load.js';
-import { DEFAULT_ADAMW, type AdamwOptions, type OptimizerState, type StepResult, type TrainBackend } from './backend.js';
+import { DEFAULT_ADAMW, stepLossTokens, type AdamwOptions, type OptimizerState, type StepResult, type TrainBackend } from './backend.js';
 
 export class WebGpuBackend implements TrainBackend {
   readonly name = 'webgpu';
@@ -36,10 +36,7 @@ export class WebGpuBackend implements TrainBackend {
   async step(micro: ModelBatch[], opt: AdamwOptions = DEFAULT_ADAMW): Promise<StepResult> {
     const model = this.model, g = model.gpu;
     const params = model.params();
-    if (params.length === 0) throw new UsageError('step: nothing to train — attach LoRA (attachLora) or load with full fine-tuning');
-    let lossTokens = 0;
-    for (const b of micro) for (const t of b.targets) if (t >= 0) lossTokens++;
-    if (lossTokens === 0) throw new UsageError('step: the batch has no loss tokens (every target is −1)');
+    const lossTokens = stepLossTokens(params.length, micro);
     const t = ++this.t;
     const poisoned = this.nanSteps.has(++this.calls);
 

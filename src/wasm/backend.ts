@@ -8,7 +8,7 @@ import type { Adapter } from '../io/peft.js';
 import type { LoraOptions } from '../lora.js';
 import { readSampleStats, type ModelBatch, type SampleStats } from '../model/llama.js';
 import { SEGMENT_FLOATS } from '../kernels/segment.js';
-import { DEFAULT_ADAMW, type AdamwOptions, type OptimizerState, type StepResult, type TrainBackend } from '../train/backend.js';
+import { DEFAULT_ADAMW, stepLossTokens, type AdamwOptions, type OptimizerState, type StepResult, type TrainBackend } from '../train/backend.js';
 import { WasmKernels, type WasmKernelOptions } from './kernels.js';
 import { loadWasmModel, wasmModelFromStore, type WasmModel } from './model.js';
 import type { ModelConfig } from '../io/config.js';
@@ -28,10 +28,7 @@ export class WasmBackend implements TrainBackend {
   async step(micro: ModelBatch[], opt: AdamwOptions = DEFAULT_ADAMW): Promise<StepResult> {
     const model = this.model, k = model.k;
     const params = model.params();
-    if (params.length === 0) throw new UsageError('step: nothing to train — attach LoRA (attachLora) or load with full fine-tuning');
-    let lossTokens = 0;
-    for (const b of micro) for (const t of b.targets) if (t >= 0) lossTokens++;
-    if (lossTokens === 0) throw new UsageError('step: the batch has no loss tokens (every target is −1)');
+    const lossTokens = stepLossTokens(params.length, micro);
     const t = this.t + 1;
     for (const p of params) k.zero(p.grad, p.n * 4);
     const stats = model.trainStep(micro, { step: t, lossTokens });

@@ -6,9 +6,9 @@
 // step, so steady-state steps allocate nothing.
 import { FormatError, UsageError } from '../errors.js';
 import { checkTensors, loadConfig, ropeInvFreq, type ModelConfig } from '../io/config.js';
-import { initAdapter, loadAdapter, loraFeatures, type Adapter } from '../io/peft.js';
+import { loadAdapter, loraFeatures, planLora, type Adapter } from '../io/peft.js';
 import { openCheckpoint, type TensorStore } from '../io/safetensors.js';
-import { DEFAULT_LORA, LORA_MODULES, loraScale, type LoraModule, type LoraOptions } from '../lora.js';
+import { LORA_MODULES, loraScale, modelWeights, trainableTensors, type LoraModule, type LoraOptions } from '../lora.js';
 import { numSegments, readSampleStats, type LlamaModel, type ModelBatch, type SampleStats } from '../model/llama.js';
 import { SEGMENT_FLOATS } from '../kernels/segment.js';
 import { WASM_MAX_BYTES, type WasmKernels } from './kernels.js';
@@ -174,22 +174,16 @@ export class WasmModel {
 
   /** Attach LoRA: a fresh adapter (PEFT's init, seeded: the same tensors as the WebGPU path's) or the given one. */
   attachLora(lora: Partial<LoraOptions> = {}, seed = 0, adapter?: Adapter): Adapter {
-    const o: LoraOptions = { ...DEFAULT_LORA, ...(adapter?.config ?? {}), ...lora };
-    for (const m of o.targetModules) if (!LORA_MODULES.includes(m)) throw new UsageError(`LoRA target module '${m}' is not one of ${LORA_MODULES.join(', ')}`);
-    if (!(Number.isInteger(o.r) && o.r > 0)) throw new UsageError(`LoRA rank r must be a positive integer, got ${o.r}`);
-    const ad = adapter ?? initAdapter(this.cfg, o, seed);
+    const plan = planLora(this.cfg, this.layers, lora, seed, adapter);
+    const o = plan.options;
     this.detachLora();
     this.loraOpts = { ...o, scale: loraScale(o) };
     this.releaseActivations();
-    for (const w of ad.weights) {
-      const lin = this.layers[w.layer]?.lin[w.module];
-      if (!lin) throw new FormatError('adapter', `layer ${w.layer} ${w.module}`, `the model has ${this.layers.length} layers`);
-      if (w.inFeatures !== lin.inF || w.outFeatures !== lin.outF)
-        throw new FormatError('adapter', `layer ${w.layer} ${w.module}`, `shape [${w.outFeatures}, ${w.inFeatures}] does not match the model's [${lin.outF}, ${lin.inF}]`);
-      lin.A = makeParam(this.k, `layers.${w.layer}.${w.module}.lora_A`, [o.r, lin.inF], w.a, true);
-      lin.B = makeParam(this.k, `layers.${w.layer}.${w.module}.lora_B`, [lin.outF, o.r], w.b, true);
+    for (const { lin, w, name } of plan.pairs) {
+      lin.A = makeParam(this.k, `${name}.lora_A`, [o.r, lin.inF], w.a, true);
+      lin.B = makeParam(this.k, `${name}.lora_B`, [lin.outF, o.r], w.b, true);
     }
-    return ad;
+    return plan.adapter;
   }
 
   /** Load a PEFT adapter folder (ours or PEFT's). */
@@ -227,21 +221,9 @@ export class WasmModel {
     return { config: { ...lora, baseModelNameOrPath }, weights };
   }
 
-  /** All trainable tensors in the order of src/model/llama.ts's params() (the optimizer's and the grad norm's). */
+  /** All trainable tensors, in the same order as the WebGPU model's (src/lora.ts trainableTensors). */
   params(): WParam[] {
-    const out: WParam[] = [];
-    const w = (x?: WWeight) => x?.param && !out.includes(x.param) && out.push(x.param);
-    if (this.full) w(this.embed);
-    for (const l of this.layers) {
-      if (this.full) [l.inputNorm, l.postNorm, l.qNorm, l.kNorm].forEach(w);
-      for (const m of LORA_MODULES) {
-        const lin = l.lin[m];
-        if (lin.A && lin.B) out.push(lin.A, lin.B);
-        if (this.full) [lin.W, lin.bias].forEach(w);
-      }
-    }
-    if (this.full) [this.finalNorm, this.lmHead].forEach(w);
-    return out;
+    return trainableTensors<WWeight, WParam>(this);
   }
 
   dispose(): void {
@@ -250,19 +232,12 @@ export class WasmModel {
     this.releaseActivations();
     this.detachLora();
     const seen = new Set<number>();
-    const weight = (w?: WWeight) => {
-      if (!w || seen.has(w.ptr)) return;
+    for (const w of modelWeights<WWeight, WParam>(this)) {
+      if (seen.has(w.ptr)) continue;
       seen.add(w.ptr);
       if (w.param) this.freeParam(w.param);
       else this.k.release(w.ptr);
-    };
-    weight(this.embed);
-    for (const l of this.layers) {
-      [l.inputNorm, l.postNorm, l.qNorm, l.kNorm].forEach(weight);
-      for (const m of LORA_MODULES) [l.lin[m].W, l.lin[m].bias].forEach(weight);
     }
-    weight(this.finalNorm);
-    weight(this.lmHead);
     this.k.release(this.invFreq);
   }
 

@@ -147,3 +147,24 @@ export async function checkOp(o: OpCheck): Promise<void> {
     expectClose(`${o.name} backward ${k}`, gpuGrad[k], refGrad[k], o.gradTol ?? o.tol);
   }
 }
+
+/**
+ * Check an analytical gradient `g` of `loss` with respect to the values `w` (changed in place and
+ * put back) by central differences at its four largest elements and at `fixed` ones chosen
+ * without looking at it.
+ */
+export function expectGradByDifferences(what: string, g: Float32Array, w: Float64Array, loss: () => number, fixed: number[], tol: Tol, h = 1e-5): void {
+  const idx = [...g.keys()].sort((i, j) => Math.abs(g[j]) - Math.abs(g[i])).slice(0, 4).concat(fixed);
+  const fd: number[] = [], an: number[] = [];
+  for (const i of idx) {
+    const v = w[i];
+    w[i] = v + h;
+    const lp = loss();
+    w[i] = v - h;
+    const lm = loss();
+    w[i] = v;
+    fd.push((lp - lm) / (2 * h));
+    an.push(g[i]);
+  }
+  expectClose(what, an, fd, tol);
+}
