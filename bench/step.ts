@@ -143,6 +143,11 @@ export async function stepFigures(ctx: BenchContext, figs: Figures, spec: StepSp
       }
     }
     figs[name] = figure(describe(spec), rate(o.ms), 'tokens/s', `PyTorch ${dev} eager ${dtype}`, r && rate(r.stepMs), n);
+    if (dtype === 'float32') {
+      const sn = r && `torch ${r.torch} on ${r.device}${r.threads ? `, ${r.threads} threads` : ''}, forward + cross-entropy under no_grad, mean of ${spec.steps} passes; ms torch ${r.scoreMs.toFixed(0)}`;
+      figs[`score.${key}.pytorch-${dev}`] = figure('the scoring pass (forward + per-token NLL) of the same model and batch', rate(so.ms), 'tokens/s', `PyTorch ${dev} eager float32`, r && rate(r.scoreMs), sn ? `ms ours ${so.ms.toFixed(0)}; ${sn}` : n);
+      if (sw && dev === 'cpu') figs[`score.${key}.wasm.pytorch-cpu`] = figure('the scoring pass on the wasm backend (the CPU), beside PyTorch on the same CPU', rate(sw.ms), 'tokens/s', 'PyTorch cpu eager float32', r && rate(r.scoreMs), sn ? `ms wasm ${sw.ms.toFixed(0)}; ${sn}` : n);
+    }
     if (w && dev === 'cpu') figs[`step.${key}.wasm.pytorch-cpu`] = figure(`${describe(spec)} — on the wasm backend (the CPU), beside PyTorch on the same CPU`, rate(w.ms), 'tokens/s', `PyTorch cpu eager ${dtype}`, r && rate(r.stepMs), n && `wasm ${wasmInfo}, ms/step ${w.ms.toFixed(0)}; ${n}`);
   }
 }
