@@ -37,13 +37,13 @@ export { WebGpuBackend } from './train/step.js';
 export { WasmKernels, hasRelaxedSimd, WASM_MAX_BYTES, type WasmKernelOptions } from './wasm/kernels.js';
 export { WasmModel, loadWasmModel, wasmModelFromStore, type WasmLoadOptions, type WasmKvCache } from './wasm/model.js';
 export { WasmBackend, createWasmBackend, wasmTrainBackend } from './wasm/backend.js';
-export { resolveBackend, measureBackends, decide as decideBackend, isSoftwareAdapter, type BackendChoice, type BackendPick, type BackendSpeeds } from './wasm/select.js';
+export { resolveBackend, resolveBrowserBackend, measureBackends, decide as decideBackend, isSoftwareAdapter, type BackendChoice, type BackendPick, type BackendSpeeds } from './wasm/select.js';
 export { benchWasmStep, type WasmStepSpec, type WasmStepResult } from './wasm/bench.js';
 // the trainer: options in, a PEFT adapter (or model), logs and checkpoints out
 export { train, score, evaluateFile, openScorer, embeddedPath, type NodeTrainHooks, type ScoreOptions, type SampleReport } from './train/train.js';
 export { runTraining, learningRate, DivergenceError, type TrainEnv, type TrainHooks, type TrainSummary, type ProgressEvent, type WindowInfo } from './train/loop.js';
 export { TRAIN_DEFAULTS, TRAIN_SPECS, parseTrainArgs, resolveTrainOptions, trainHelp, type TrainOptions } from './train/options.js';
-export { NodeRunFolder, type RunFolder } from './train/io.js';
+export { NodeRunFolder, MemoryRunFolder, type RunFolder } from './train/io.js';
 // training in a browser: files without a file system, OPFS run folders, the Web Worker (dist/browser/worker.js)
 export { OpfsRunFolder, OPFS_RUNS } from './train/opfs.js';
 export { trainInBrowser, openModelFiles, modelFilesFromUrl, modelFilesFromFiles, dataFromFile, dataFromUrl, runAdapterFiles, loadTuned, generateText, type ModelFiles, type DataFile, type OpenedModel, type BrowserTrainInputs, type BrowserTrainHooks, type TunedModel } from './train/browser.js';

@@ -55,15 +55,14 @@ function clearError() {
 
 let trainer: TrainerWorker | null = null;
 function start(): boolean {
-  if (!('gpu' in navigator)) {
-    showError({ name: 'NoAdapterError', message: 'navigator.gpu is missing: this browser has no WebGPU, or it is turned off' });
-    for (const b of ['train', 'resume', 'generate']) $<HTMLButtonElement>(b).disabled = true;
-    return false;
-  }
   trainer = new TrainerWorker(new Worker(new URL('../browser/worker.js', import.meta.url), { type: 'module' }));
   trainer.gpu().then(
     (a) => ($('gpu').textContent = `GPU: ${[a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(' ')}${a.fallback ? ' (software)' : ''}; features ${a.features.join(', ') || 'none'}; max storage buffers per stage ${a.limits.maxStorageBuffersPerShaderStage}, max buffer ${(a.limits.maxBufferSize / 2 ** 20).toFixed(0)} MiB`),
-    (e) => showError(e, 'starting WebGPU'),
+    (e) => {
+      // without WebGPU the worker trains and generates on the wasm backend (the CPU)
+      if ((e as { name?: string }).name === 'NoAdapterError') $('gpu').textContent = `No WebGPU in this browser (${(e as Error).message}): training and generation run on the CPU (the wasm backend). ${NO_WEBGPU_HINT}`;
+      else showError(e, 'starting WebGPU');
+    },
   );
   return true;
 }
@@ -154,7 +153,7 @@ function onProgress(e: ProgressEvent) {
   const st = $('status');
   switch (e.type) {
     case 'start':
-      st.textContent = `${e.resumedAt ? `resumed at step ${e.resumedAt}` : 'started'}: ${e.steps} steps, ${e.trainSamples} training and ${e.evalSamples} held-out samples, run folder ${e.folder}`;
+      st.textContent = `${e.resumedAt ? `resumed at step ${e.resumedAt}` : 'started'} on ${e.backend}: ${e.steps} steps, ${e.trainSamples} training and ${e.evalSamples} held-out samples, run folder ${e.folder}`;
       break;
     case 'scoring':
       st.textContent = `step ${e.step}: scoring ${e.pool} samples to choose the window…`;
@@ -380,7 +379,7 @@ function init() {
       model ??= modelSpec().spec;
       const r = await trainer.generate({ model, run: runName, prompt: $<HTMLTextAreaElement>('prompt').value, maxNewTokens: 32 }, (t) => (out.textContent = t));
       out.textContent = r.text || '(the model ended its answer at once)';
-      $('gen-info').textContent = `${r.ids.length} tokens, ${r.tokensPerSecond.toFixed(1)} tokens/s${runName ? `, adapter of “${runName}”` : ', base model'}`;
+      $('gen-info').textContent = `${r.ids.length} tokens, ${r.tokensPerSecond.toFixed(1)} tokens/s on ${r.backend}${runName ? `, adapter of “${runName}”` : ', base model'}`;
       (globalThis as { zpdDemo?: { generated?: unknown } }).zpdDemo!.generated = r;
     } catch (e) {
       out.textContent = '';

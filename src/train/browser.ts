@@ -2,15 +2,14 @@
 // requests, the files of a picked folder, or bytes), the data as bytes, the run folder any
 // RunFolder (OpfsRunFolder in a browser). It builds the same TrainEnv as Node's train()
 // (src/train/train.ts: the same held-out split, records, hashes and backend) and runs the one
-// training loop, runTraining. src/worker/ runs it in a Web Worker.
+// training loop, runTraining. Where the browser has no WebGPU the run and generation go to the
+// wasm backend (resolveBrowserBackend). src/worker/ runs it in a Web Worker.
 import { FormatError, UsageError } from '../errors.js';
-import { getGpu } from '../gpu/device.js';
 import type { Gpu } from '../gpu/gpu.js';
 import { parseConfig, type ModelConfig } from '../io/config.js';
 import { fetchBytes, httpSource, type HttpOptions } from '../io/http.js';
-import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, readAdapter } from '../io/peft.js';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, readAdapter, type Adapter } from '../io/peft.js';
 import { blobSource, bytesSource, openShards, SafetensorsFile, type ByteSource, type TensorStore } from '../io/safetensors.js';
-import { getMatmulTiles } from '../kernels/matmul.js';
 import { generate, type GenerateOptions, type LlamaModel } from '../model/llama.js';
 import { attachLora, modelFromStore, type LoadOptions } from '../model/load.js';
 import { instructionPrompt } from '../data/read.js';
@@ -21,7 +20,9 @@ import { CHECKPOINT_DIR, sha256Hex } from './checkpoint.js';
 import type { RunFolder } from './io.js';
 import { runTraining, type TrainEnv, type TrainHooks, type TrainSummary } from './loop.js';
 import { resolveTrainOptions, type TrainOptions } from './options.js';
-import { checkFits, recordsFromBytes, splitHeldOut, stopIdsOf, trainBackend, useRunTiles } from './setup.js';
+import { backendProvenance, checkFits, recordsFromBytes, splitHeldOut, stopIdsOf, trainBackend, useRunTiles } from './setup.js';
+import { createWasmBackend, wasmTrainBackend } from '../wasm/backend.js';
+import { resolveBrowserBackend } from '../wasm/select.js';
 
 /** A model folder without a file system: its files by name (config.json, tokenizer.json, *.safetensors, …). */
 export interface ModelFiles {
@@ -100,6 +101,16 @@ export interface OpenedModel {
   load(gpu: Gpu, opts?: LoadOptions): Promise<LlamaModel>;
 }
 
+/** `f` on the model's config and open tensor store (a wasm backend's source), the store closed after. */
+async function withStore<T>(m: OpenedModel, f: (source: { cfg: ModelConfig; store: TensorStore }) => Promise<T>): Promise<T> {
+  const store = await m.openStore();
+  try {
+    return await f({ cfg: m.cfg, store });
+  } finally {
+    await store.close();
+  }
+}
+
 async function whole(src: ByteSource): Promise<Uint8Array> {
   return src.read(0, src.size);
 }
@@ -168,9 +179,14 @@ export interface BrowserTrainInputs {
 }
 
 export interface BrowserTrainHooks extends TrainHooks {
-  /** The run folder (OpfsRunFolder.open(name) in a browser). */
+  /** The run folder (OpfsRunFolder.open(name) in a browser, or a MemoryRunFolder). */
   folder: RunFolder;
-  gpu?: Gpu;
+  /**
+   * The GPU, or how to get one (default getGpu). options.backend decides as resolveBrowserBackend
+   * does: 'webgpu' (the default) runs on it, or on the wasm backend where there is no WebGPU (no
+   * navigator.gpu, or no adapter); 'wasm' never asks for it.
+   */
+  gpu?: Gpu | (() => Promise<Gpu>);
   /** Each weight uploaded to the GPU. */
   onTensor?: (name: string, done: number, total: number) => void;
   /** Fault injection for tests: the backend reports the device lost at this step of this session (1-based). */
@@ -189,7 +205,6 @@ export async function trainInBrowser(inputs: BrowserTrainInputs, options: Partia
     ...options, out: null,
     model: embedded ? null : model.where, data: embedded ? null : inputs.data.name, evalData: embedded ? null : (inputs.evalData?.name ?? null),
   });
-  if ((o as { backend?: string }).backend === 'wasm') throw new UsageError("the browser trainer runs on WebGPU: 'backend: wasm' is for Node (zpd-wgpu train --backend wasm)");
   if (o.curriculum === 'reducible') throw new UsageError("the 'reducible' curriculum needs a reference model, which the browser trainer does not load yet: choose another curriculum, or run it in Node (zpd-wgpu train --reference DIR)");
   const { tok } = model;
   const read = (f: DataFile) => recordsFromBytes(f.bytes, f.name, tok, o);
@@ -197,10 +212,13 @@ export async function trainInBrowser(inputs: BrowserTrainInputs, options: Partia
   let trainRecords = trainRead.records, evalRecords: DataRecord[], heldOut: number[] | null = null;
   if (inputs.evalData) evalRecords = (await read(inputs.evalData)).records;
   else ({ train: trainRecords, eval: evalRecords, heldOut } = splitHeldOut(trainRecords, o));
-  const gpu = hooks.gpu ?? (await getGpu());
-  checkFits(model.cfg, o, gpu, null);
+  const where = await resolveBrowserBackend(o.backend, hooks.gpu);
+  const gpu = where.gpu; // null: the wasm backend, whose load refuses what wasm32's 4 GiB cannot hold
+  // the adapter's limits only: a software adapter's memory is the system's, which a page cannot
+  // read (navigator.deviceMemory stops at 8 GiB)
+  if (gpu) checkFits(model.cfg, o, gpu, null);
   const folder = hooks.folder;
-  if (o.resume) await useRunTiles(folder, gpu);
+  if (o.resume && gpu) await useRunTiles(folder, gpu);
   const hashes = {
     data: await sha256Hex(inputs.data.bytes),
     evalData: inputs.evalData ? await sha256Hex(inputs.evalData.bytes) : null,
@@ -210,9 +228,11 @@ export async function trainInBrowser(inputs: BrowserTrainInputs, options: Partia
     tokenizer: tok, stopIds: model.stopIds, train: trainRecords, eval: evalRecords, folder, baseModel: embedded ? 'zpd-wgpu/default' : model.where,
     provenance: {
       model: model.where, data: inputs.data.name, evalData: inputs.evalData?.name ?? null, heldOutLines: heldOut, skippedLines: trainRead.skipped,
-      hashes, matmulTiles: getMatmulTiles(gpu), adapter: gpu.info, revision: null, embedded,
+      hashes, ...backendProvenance(where), revision: null, embedded,
     },
-    createBackend: (b) => trainBackend((lo) => model.load(gpu, { ...lo, onTensor: hooks.onTensor }), b, { loseDeviceAt: hooks.loseDeviceAt }),
+    createBackend: (b) => gpu
+      ? trainBackend((lo) => model.load(gpu, { ...lo, onTensor: hooks.onTensor }), b, { loseDeviceAt: hooks.loseDeviceAt })
+      : withStore(model, (source) => wasmTrainBackend(source, b)),
     modelFiles: () => model.smallFiles(),
   };
   return runTraining(o, env, hooks);
@@ -229,29 +249,48 @@ export async function runAdapterFiles(folder: RunFolder): Promise<{ from: 'final
 
 /** A model with a run's adapter on it, ready to generate as the run's prompts were written. */
 export interface TunedModel {
+  /** the model (on the wasm backend: its generator, which generate() takes like a GPU model) */
   model: LlamaModel;
   opened: OpenedModel;
   /** how prompts are written: as the run's training records were (chat template or instruction) */
   template: 'chat' | 'instruction' | 'raw';
   adapter: 'final' | 'checkpoint' | null;
+  backend: 'webgpu' | 'wasm';
+  /** Frees the model (on wasm: its memory and threads too). */
+  dispose(): void;
 }
 
-/** Load `opened` on `gpu` with the adapter of the run in `folder` (none: the base model, raw prompts). */
-export async function loadTuned(gpu: Gpu, opened: OpenedModel, folder: RunFolder | null): Promise<TunedModel> {
-  const model = await opened.load(gpu);
+/**
+ * Load `opened` with the adapter of the run in `folder` (none: the base model, raw prompts) on
+ * `gpu`, or on the wasm backend when `gpu` is null: `loadTuned((await resolveBrowserBackend('webgpu')).gpu, …)`
+ * runs on WebGPU where the browser has it and on wasm where it does not.
+ */
+export async function loadTuned(gpu: Gpu | null, opened: OpenedModel, folder: RunFolder | null): Promise<TunedModel> {
   const found = folder ? await runAdapterFiles(folder) : null;
-  if (!found) return { model, opened, template: 'raw', adapter: null };
-  const [cfgFile, wFile] = found.files;
-  const ad = await readAdapter(new TextDecoder().decode(cfgFile.bytes), await SafetensorsFile.open(bytesSource(wFile.bytes, `${folder!.where}/${wFile.name}`)), { model: opened.cfg, configFile: `${folder!.where}/${cfgFile.name}` });
-  attachLora(model, {}, 0, ad);
+  let ad: Adapter | undefined;
+  if (found) {
+    const [cfgFile, wFile] = found.files;
+    ad = await readAdapter(new TextDecoder().decode(cfgFile.bytes), await SafetensorsFile.open(bytesSource(wFile.bytes, `${folder!.where}/${wFile.name}`)), { model: opened.cfg, configFile: `${folder!.where}/${cfgFile.name}` });
+  }
+  let on: Pick<TunedModel, 'model' | 'backend' | 'dispose'>;
+  if (gpu) {
+    const model = await opened.load(gpu);
+    if (ad) attachLora(model, {}, 0, ad);
+    on = { model, backend: 'webgpu', dispose: () => model.dispose() };
+  } else {
+    const w = await withStore(opened, (source) => createWasmBackend(source));
+    if (ad) w.model.attachLora({}, 0, ad);
+    on = { model: w.model.asGenerator(), backend: 'wasm', dispose: () => w.dispose() };
+  }
+  if (!found) return { ...on, opened, template: 'raw', adapter: null };
   const run = await folder!.read('run.json');
   const mode = run ? (JSON.parse(new TextDecoder().decode(run)) as { options?: TrainOptions }).options?.chatTemplate : undefined;
   const template = mode === 'on' || (mode === 'auto' && opened.tok.chatTemplate !== null) ? 'chat' : 'instruction';
-  return { model, opened, template, adapter: found.from };
+  return { ...on, opened, template, adapter: found.from };
 }
 
 /** Text after `prompt`, written as the run's training prompts were. */
-export async function generateText(t: TunedModel, prompt: string, o: Omit<GenerateOptions, 'stop'> & { onText?: (textSoFar: string) => void } = {}): Promise<{ prompt: string; text: string; ids: number[]; tokensPerSecond: number }> {
+export async function generateText(t: TunedModel, prompt: string, o: Omit<GenerateOptions, 'stop'> & { onText?: (textSoFar: string) => void } = {}): Promise<{ prompt: string; text: string; ids: number[]; tokensPerSecond: number; backend: TunedModel['backend'] }> {
   const tok = t.opened.tok;
   const text = t.template === 'raw' ? prompt : instructionPrompt(prompt, t.template === 'chat' ? (m, g) => tok.applyChatTemplate(m, { addGenerationPrompt: g }) : undefined);
   const ids: number[] = [];
@@ -264,5 +303,5 @@ export async function generateText(t: TunedModel, prompt: string, o: Omit<Genera
       o.onText?.(tok.decode(ids, { skipSpecialTokens: true }));
     },
   });
-  return { prompt: text, text: tok.decode(out, { skipSpecialTokens: true }), ids: out, tokensPerSecond: out.length / ((performance.now() - t0) / 1000) };
+  return { prompt: text, text: tok.decode(out, { skipSpecialTokens: true }), ids: out, tokensPerSecond: out.length / ((performance.now() - t0) / 1000), backend: t.backend };
 }

@@ -111,3 +111,83 @@ export class NodeRunFolder implements RunFolder {
     return (await this.size(p)) !== null;
   }
 }
+
+/**
+ * A run folder in memory (tests, a page that keeps nothing): files by path, folders implied by
+ * their files or made by mkdir. Gone with the object.
+ */
+export class MemoryRunFolder implements RunFolder {
+  private files = new Map<string, Uint8Array>();
+  private dirs = new Set<string>();
+
+  constructor(readonly where = 'memory') {}
+
+  private static norm(p: string): string {
+    const parts = p.split('/').filter((x) => x !== '' && x !== '.');
+    if (parts.includes('..')) throw new UsageError(`refusing a path that leaves the run folder: ${p}`);
+    return parts.join('/');
+  }
+
+  /** Every file's path, sorted. */
+  list(): string[] {
+    return [...this.files.keys()].sort();
+  }
+
+  private isDir(p: string): boolean {
+    if (this.dirs.has(p)) return true;
+    for (const f of this.files.keys()) if (f.startsWith(`${p}/`)) return true;
+    return false;
+  }
+
+  async read(p: string): Promise<Uint8Array | null> {
+    const b = this.files.get(MemoryRunFolder.norm(p));
+    return b ? b.slice() : null;
+  }
+
+  async writeAtomic(p: string, data: Uint8Array | string): Promise<void> {
+    this.files.set(MemoryRunFolder.norm(p), typeof data === 'string' ? new TextEncoder().encode(data) : data.slice());
+  }
+
+  async append(p: string, text: string): Promise<void> {
+    const k = MemoryRunFolder.norm(p), old = this.files.get(k) ?? new Uint8Array(0), add = new TextEncoder().encode(text);
+    const out = new Uint8Array(old.length + add.length);
+    out.set(old);
+    out.set(add, old.length);
+    this.files.set(k, out);
+  }
+
+  async truncate(p: string, bytes: number): Promise<void> {
+    const k = MemoryRunFolder.norm(p), b = this.files.get(k);
+    if (!b) throw new UsageError(`${this.where}/${k}: cannot truncate a file that does not exist`);
+    this.files.set(k, b.slice(0, bytes));
+  }
+
+  async size(p: string): Promise<number | null> {
+    const k = MemoryRunFolder.norm(p);
+    return this.files.get(k)?.length ?? (this.isDir(k) ? 0 : null);
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    const a = MemoryRunFolder.norm(from), b = MemoryRunFolder.norm(to);
+    if (!(await this.exists(a))) throw new UsageError(`${this.where}/${a}: cannot rename what does not exist`);
+    if (await this.exists(b)) throw new UsageError(`${this.where}/${b}: already exists (rename replaces nothing)`);
+    const under = (x: string) => x === a || x.startsWith(`${a}/`);
+    for (const [k, v] of [...this.files]) if (under(k)) this.files.delete(k), this.files.set(b + k.slice(a.length), v);
+    for (const d of [...this.dirs]) if (under(d)) this.dirs.delete(d), this.dirs.add(b + d.slice(a.length));
+  }
+
+  async remove(p: string): Promise<void> {
+    const k = MemoryRunFolder.norm(p);
+    for (const f of [...this.files.keys()]) if (f === k || f.startsWith(`${k}/`)) this.files.delete(f);
+    for (const d of [...this.dirs]) if (d === k || d.startsWith(`${k}/`)) this.dirs.delete(d);
+  }
+
+  async mkdir(p: string): Promise<void> {
+    const parts = MemoryRunFolder.norm(p).split('/').filter(Boolean);
+    for (let i = 1; i <= parts.length; i++) this.dirs.add(parts.slice(0, i).join('/'));
+  }
+
+  async exists(p: string): Promise<boolean> {
+    return (await this.size(p)) !== null;
+  }
+}

@@ -45,7 +45,7 @@ export interface TrainEnv {
 }
 
 export type ProgressEvent =
-  | { type: 'start'; steps: number; trainSamples: number; evalSamples: number; resumedAt: number; folder: string }
+  | { type: 'start'; steps: number; trainSamples: number; evalSamples: number; resumedAt: number; folder: string; backend: string }
   | { type: 'step'; step: number; steps: number; loss: number; lr: number; gradNorm: number; tokensPerSecond: number; etaSeconds: number; scoringShare: number; evalLoss: number | null; window: WindowInfo | null; peakBytes: number; skipped: boolean }
   | { type: 'rescore'; step: number; window: WindowInfo | null; pool: number; seconds: number }
   | { type: 'eval'; step: number; loss: number; ppl: number; accuracy: number; seconds: number }
@@ -234,7 +234,7 @@ export async function runTraining(o: TrainOptions, env: TrainEnv, hooks: TrainHo
         if (n > ck.logs[f]) await folder.truncate(f, ck.logs[f]); // lines written after the checkpoint
       }
     }
-    emit({ type: 'start', steps, trainSamples: trainSet.length, evalSamples: evalIds.length, resumedAt: st.step, folder: folder.where });
+    emit({ type: 'start', steps, trainSamples: trainSet.length, evalSamples: evalIds.length, resumedAt: st.step, folder: folder.where, backend: backend.name });
     if (!o.resume) {
       await writeRunJson(null);
       st.before = await runEval(0);

@@ -1,10 +1,10 @@
 // What Node's train() (./train.ts) and the browser's trainInBrowser (./browser.ts) both do to set
 // a run up: stop ids, records from a data file, the held-out split, a resumed run's matmul tiles,
-// the WebGPU backend. Platform-neutral: nothing here reads files.
+// the backend and what run.json records of it. Platform-neutral: nothing here reads files.
 import { UsageError } from '../errors.js';
 import type { Gpu } from '../gpu/gpu.js';
 import type { ModelConfig } from '../io/config.js';
-import { setMatmulTiles, type MatmulTiles } from '../kernels/matmul.js';
+import { getMatmulTiles, setMatmulTiles, type MatmulTiles } from '../kernels/matmul.js';
 import { parseDataset, type DataFormat, type DataRecord, type ReadDataOptions } from '../data/read.js';
 import type { LlamaModel } from '../model/llama.js';
 import { attachLora, type LoadOptions } from '../model/load.js';
@@ -16,6 +16,7 @@ import type { TrainEnv } from './loop.js';
 import type { TrainOptions } from './options.js';
 import { WebGpuBackend } from './step.js';
 import { checkTrainingMemory, trainingMemory } from '../model/memory.js';
+import { wasmRunInfo, type BackendPick } from '../wasm/select.js';
 
 /** The ids that end a turn: config.json's eos_token_id ∪ the tokenizer's EOS. */
 export function stopIdsOf(cfg: ModelConfig, tok: Tokenizer): number[] {
@@ -55,6 +56,12 @@ export async function useRunTiles(folder: RunFolder, gpu: Gpu): Promise<void> {
   const prev = await folder.read('run.json');
   const tiles = prev ? (JSON.parse(new TextDecoder().decode(prev))?.inputs?.matmulTiles as MatmulTiles | undefined) : undefined;
   if (tiles) setMatmulTiles(gpu, tiles);
+}
+
+/** run.json's record of the backend a run chose (inputs): the GPU's tiles and adapter, or the wasm build; and why. */
+export function backendProvenance(where: Pick<BackendPick, 'gpu' | 'reason'>): Record<string, unknown> {
+  const gpu = where.gpu;
+  return { ...(gpu ? { matmulTiles: getMatmulTiles(gpu), adapter: gpu.info } : { wasm: wasmRunInfo() }), backendChoice: where.reason };
 }
 
 /** TrainEnv.createBackend's work once the model can be loaded: LoRA attached (or every weight trainable), faults injected. */

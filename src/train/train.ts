@@ -6,7 +6,6 @@ import { UsageError } from '../errors.js';
 import { getGpu } from '../gpu/device.js';
 import type { Gpu } from '../gpu/gpu.js';
 import { loadConfig, type ModelConfig } from '../io/config.js';
-import { getMatmulTiles } from '../kernels/matmul.js';
 import { readDataset, type DataRecord } from '../data/read.js';
 import type { LlamaModel } from '../model/llama.js';
 import { loadModel, loadModelAdapter } from '../model/load.js';
@@ -19,9 +18,9 @@ import { NodeRunFolder, type RunFolder } from './io.js';
 import { runTraining, type TrainEnv, type TrainHooks, type TrainSummary } from './loop.js';
 import { resolveTrainOptions, type TrainOptions } from './options.js';
 import { WebGpuBackend } from './step.js';
-import { checkFits, checkRecords, readOptions, splitHeldOut, stopIdsOf, trainBackend, useRunTiles, type RecordOptions } from './setup.js';
+import { backendProvenance, checkFits, checkRecords, readOptions, splitHeldOut, stopIdsOf, trainBackend, useRunTiles, type RecordOptions } from './setup.js';
 import { createWasmBackend, wasmTrainBackend } from '../wasm/backend.js';
-import { isSoftwareAdapter, resolveBackend, wasmRunInfo } from '../wasm/select.js';
+import { isSoftwareAdapter, resolveBackend } from '../wasm/select.js';
 import { sampleIndices } from '../curriculum/strategies.js';
 import { exactMatch, type ExactMatchResult } from './eval.js';
 import type { SampleScore } from '../curriculum/signals.js';
@@ -134,7 +133,7 @@ export async function train(options: Partial<TrainOptions>, hooks: NodeTrainHook
     tokenizer: tok, stopIds, train: trainRecords, eval: evalRecords, folder, baseModel: embedded ? 'zpd-wgpu/default' : modelDir,
     provenance: {
       model: modelDir, data: dataFile, evalData: evalFile, heldOutLines: heldOut, skippedLines: trainRead.skipped,
-      hashes, ...(gpu ? { matmulTiles: getMatmulTiles(gpu), adapter: gpu.info } : { wasm: wasmRunInfo() }), backendChoice: where.reason, revision: await revision(),
+      hashes, ...backendProvenance(where), revision: await revision(),
     },
     createBackend: (b) => gpu
       ? trainBackend((lo) => loadModel(gpu, modelDir, lo), b, { nanSteps: faultSteps(), loseDeviceAt: Number(envVar('ZPD_WGPU_INJECT_LOST') ?? 0) })

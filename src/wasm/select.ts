@@ -1,7 +1,9 @@
 // --backend webgpu | wasm | auto: which backend a run uses. auto takes a hardware GPU when there
 // is one; on a software adapter (lavapipe, SwiftShader, WARP) or none it measures both on the
 // same 512³ f32 matmul (the trainer's dominant op) and takes the faster — in practice the wasm
-// backend, 5–10× the software GPU on the same cores.
+// backend, 5–10× the software GPU on the same cores. A browser (resolveBrowserBackend) falls back
+// to wasm where WebGPU is missing, whatever the choice.
+import { NoAdapterError } from '../errors.js';
 import { getGpu } from '../gpu/device.js';
 import type { AdapterSummary, Gpu } from '../gpu/gpu.js';
 import { matmul as gpuMatmul } from '../kernels/matmul.js';
@@ -103,6 +105,30 @@ export async function resolveBackend(choice: BackendChoice, gpu?: Gpu): Promise<
   const d = decide(g.info, measured);
   if (d.kind === 'wasm' && !gpu) g.destroy();
   return { ...d, gpu: d.kind === 'webgpu' ? g : null, measured };
+}
+
+/**
+ * resolveBackend for a browser, where a page cannot install a driver: 'webgpu' (the default) falls
+ * back to the wasm backend when WebGPU is missing entirely — no navigator.gpu, or
+ * requestAdapter() gives null (the NoAdapterError of createGpu) — and the reason says so; 'wasm'
+ * means what it means in Node, and 'auto' too except that a software adapter is not timed: it
+ * gives wasm (Chromium's SwiftShader ran the 512³ matmul at 0.3 GFLOP/s against the wasm
+ * backend's 9 on one thread, and timing it took 4 s). `gpu`: the GPU, or how to get one (default
+ * getGpu; a device it gives is never destroyed here, so a worker can keep its own).
+ */
+export async function resolveBrowserBackend(choice: BackendChoice, gpu: Gpu | (() => Promise<Gpu>) = getGpu): Promise<BackendPick> {
+  if (choice === 'wasm') return resolveBackend('wasm');
+  let g: Gpu;
+  try {
+    g = typeof gpu === 'function' ? await gpu() : gpu;
+  } catch (e) {
+    if (!(e instanceof NoAdapterError)) throw e;
+    const why = e.message;
+    return { kind: 'wasm', gpu: null, reason: choice === 'auto' ? `${decide(null).reason} (${why})` : `webgpu unavailable in this browser (${why}): the wasm backend` };
+  }
+  if (choice === 'webgpu') return resolveBackend('webgpu', g);
+  const d = decide(g.info);
+  return { kind: d.kind, gpu: d.kind === 'webgpu' ? g : null, reason: d.kind === 'wasm' ? `${d.reason}, not timed in a browser: the wasm backend` : d.reason };
 }
 
 /** What run.json records of a wasm run: the build that ran decides the rounding (bit-exact resume). */

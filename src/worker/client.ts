@@ -86,7 +86,7 @@ export class TrainerWorker {
   }
 
   /** Text from the model with a run's adapter (greedy unless temperature is set); onText sees it grow. */
-  generate(req: GenerateRequest, onText?: (textSoFar: string) => void): Promise<{ prompt: string; text: string; ids: number[]; tokensPerSecond: number }> {
+  generate(req: GenerateRequest, onText?: (textSoFar: string) => void): Promise<{ prompt: string; text: string; ids: number[]; tokensPerSecond: number; backend: 'webgpu' | 'wasm' }> {
     return this.call({ type: 'generate', req }, { onText });
   }
 

@@ -31,6 +31,8 @@ export interface GenerateRequest {
   temperature?: number;
   topP?: number;
   seed?: number;
+  /** where the model runs: webgpu (default; the wasm backend where the browser has no WebGPU), wasm, or auto */
+  backend?: TrainOptions['backend'];
 }
 
 /** What the worker knows of a run kept in OPFS. */

@@ -1,6 +1,7 @@
 // The training worker (dist/browser/worker.js): trainInBrowser, generation and the runs kept in
 // OPFS, behind the messages of ./protocol.ts, so that a page stays responsive while the GPU
-// trains. Start it with new Worker(url, {type: 'module'}) and talk to it with TrainerWorker.
+// trains — or the wasm backend, where the browser has no WebGPU. Start it with
+// new Worker(url, {type: 'module'}) and talk to it with TrainerWorker.
 import { DeviceLostError, ZpdError } from '../errors.js';
 import { createGpu } from '../gpu/device.js';
 import type { Gpu } from '../gpu/gpu.js';
@@ -10,6 +11,7 @@ import {
   type DataFile, type OpenedModel, type TunedModel,
 } from '../train/browser.js';
 import { OpfsRunFolder } from '../train/opfs.js';
+import { resolveBrowserBackend } from '../wasm/select.js';
 import type { AdapterInfo, DataSpec, ErrorInfo, FromWorker, GenerateRequest, ModelSpec, RunInfo, ToWorker, TrainRequest } from './protocol.js';
 
 // a dedicated worker's global scope (typed here: the project's TypeScript lib is the DOM's)
@@ -17,7 +19,7 @@ const scope = self as unknown as { postMessage(m: unknown, transfer: Transferabl
 const post = (m: FromWorker, transfer: Transferable[] = []) => scope.postMessage(m, transfer);
 
 let gpu: Promise<Gpu> | null = null;
-/** One device for the worker's life; a lost one is replaced on the next request. */
+/** One device for the worker's life; a lost one is replaced on the next request (without WebGPU: a NoAdapterError each time, and the wasm backend runs). */
 function device(): Promise<Gpu> {
   gpu ??= createGpu().catch((e) => {
     gpu = null;
@@ -57,16 +59,15 @@ async function train(id: number, req: TrainRequest) {
   const ac = new AbortController();
   running = ac;
   try {
-    const g = await device();
     const model = await openModel(req.model, id);
     const folder = await OpfsRunFolder.open(req.run);
     const [trainData, evalData] = await Promise.all([data(req.data), req.evalData ? data(req.evalData) : null]);
-    if (tuned) tuned.t.model.dispose(), (tuned = null); // the GPU memory goes to training
+    if (tuned) tuned.t.dispose(), (tuned = null); // the memory goes to training
     return await trainInBrowser(
       { model, data: trainData, evalData, embedded: req.embedded },
       req.options,
       {
-        folder, gpu: g, signal: ac.signal, loseDeviceAt: req.loseDeviceAt,
+        folder, gpu: device, signal: ac.signal, loseDeviceAt: req.loseDeviceAt,
         onTensor: (name, done, total) => post({ type: 'tensor', id, name, done, total }),
         onProgress: (event) => {
           post({ type: 'progress', id, event });
@@ -94,12 +95,12 @@ async function train(id: number, req: TrainRequest) {
 
 async function generateFor(id: number, req: GenerateRequest) {
   if (running) throw new ZpdError('the model is training', 'wait for the run to end, or stop it, then try the prompt');
-  const key = `${specKey(req.model)}|${req.run ?? ''}`;
+  const key = `${specKey(req.model)}|${req.run ?? ''}|${req.backend ?? 'webgpu'}`;
   if (!tuned || tuned.key !== key) {
-    if (tuned) tuned.t.model.dispose(), (tuned = null);
-    const g = await device();
+    if (tuned) tuned.t.dispose(), (tuned = null);
+    const where = await resolveBrowserBackend(req.backend ?? 'webgpu', device);
     const model = await openModel(req.model, id);
-    tuned = { key, t: await loadTuned(g, model, req.run ? await OpfsRunFolder.open(req.run) : null) };
+    tuned = { key, t: await loadTuned(where.gpu, model, req.run ? await OpfsRunFolder.open(req.run) : null) };
   }
   return generateText(tuned.t, req.prompt, {
     maxNewTokens: req.maxNewTokens ?? 48, temperature: req.temperature ?? 0, topP: req.topP ?? 1, seed: req.seed ?? 0,
