@@ -2,7 +2,7 @@
 // run on the same machine (tfjs-webgpu on the same adapter, PyTorch, the unfused path), so ratios
 // hold even where absolute figures are noisy. The parts live in bench/ and are bundled into
 // dist/cli.js; the peers load only when installed.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -63,7 +63,8 @@ Measures, on this machine's WebGPU adapter, each figure beside a peer run in the
                /usr/bin/python3); the tfjs peers need @tensorflow/tfjs-core and
                @tensorflow/tfjs-backend-webgpu. A missing peer is reported with the reason.
   --no-wasm    leave the wasm backend out of the step part
-  --save DIR   also write the JSON to DIR/<date>-<device>.json (e.g. bench/results)`;
+  --save DIR   also write the JSON to DIR/<date>-<device>.json (e.g. bench/results; -2, -3, … for
+               later runs of the same day, never overwriting one)`;
 
 /** lavapipe, SwiftShader, WARP: CPUs pretending to be GPUs. */
 export function isSoftware(gpu: Gpu): boolean {
@@ -142,8 +143,11 @@ export async function run(argv: string[]): Promise<number> {
   };
   if (values.save) {
     mkdirSync(values.save, { recursive: true });
-    const file = join(values.save, `${report.date.slice(0, 10)}-${report.device}${values.quick ? '-quick' : ''}.json`);
-    writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
+    // a second run on the same day and device gets -2, -3, …: a file may carry notes added by hand
+    const stem = join(values.save, `${report.date.slice(0, 10)}-${report.device}${values.quick ? '-quick' : ''}`);
+    let file = `${stem}.json`;
+    for (let i = 2; existsSync(file); i++) file = `${stem}-${i}.json`;
+    writeFileSync(file, JSON.stringify(report, null, 2) + '\n', { flag: 'wx' });
     progress.log(`bench: wrote ${file}`);
   }
   if (values.json) {
