@@ -1,6 +1,8 @@
 // attention.wgsl — causal grouped-query attention with segment (packing/padding) masks, tiled
 // with an online softmax (FlashAttention-2 style): no T×T score matrix ever reaches global
-// memory; the backward recomputes scores from the saved logsumexp.
+// memory; the backward recomputes scores from the saved logsumexp. Training takes this backward
+// only where the T×T scores would not fit: elsewhere src/kernels/attention.ts runs the unfused one
+// (attention_unfused.wgsl + matmuls), about twice as fast on lavapipe.
 //
 //   q     (B, Tq, Hq, D)                    out, dout (B, Tq, Hq, D)      dq (B, T, Hq, D)
 //   k, v  (B, kv_stride, Hkv, D): a KV cache of capacity kv_stride ≥ Tk rows (= Tk in training)

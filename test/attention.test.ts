@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
 import { UsageError } from '../src/errors.js';
-import { attentionBackward, attentionForward, type AttentionTiles } from '../src/kernels/attention.js';
+import { attentionBackward, attentionBackwardPath, attentionForward, UNFUSED_SCORES_MAX_BYTES, type AttentionTiles } from '../src/kernels/attention.js';
 import { attentionBackwardRef, attentionRef } from '../src/reference/attention.js';
 import { checkOp, expectClose, randn } from './helpers/check.js';
 import { describeGpu } from './helpers/gpu.js';
@@ -19,7 +19,9 @@ describeGpu('attention', (gpu) => {
   interface Case {
     B: number; T: number; Hq: number; Hkv: number; D: number;
     seg: Int32Array; tiles?: AttentionTiles; scale?: number;
+    path?: 'fused' | 'unfused'; // the backward's (default: both where a test loops over PATHS)
   }
+  const PATHS = ['fused', 'unfused'] as const;
 
   type QKV = Record<string, Float32Array>; // q (B, T, Hq, D), k and v (B, T, Hkv, D)
 
@@ -45,7 +47,7 @@ describeGpu('attention', (gpu) => {
     const dq = nan(B * T * Hq * D), dk = nan(B * T * Hkv * D), dv = nan(B * T * Hkv * D);
     gpu.submit((enc) => {
       attentionForward(gpu, enc, { q, k, v, out, lse, seg, B, Tq: T, Tk: T, Hq, Hkv, D, scale: c.scale, tiles: c.tiles });
-      attentionBackward(gpu, enc, { q, k, v, out, lse, seg, dout: gpu.buffer(dout), dq, dk, dv, B, T, Hq, Hkv, D, scale: c.scale, tiles: c.tiles });
+      attentionBackward(gpu, enc, { q, k, v, out, lse, seg, dout: gpu.buffer(dout), dq, dk, dv, B, T, Hq, Hkv, D, scale: c.scale, tiles: c.tiles, path: c.path });
     });
     return {
       dq: await gpu.readF32(dq, B * T * Hq * D),
@@ -54,7 +56,12 @@ describeGpu('attention', (gpu) => {
     };
   }
 
-  async function check(name: string, c: Case, seed = 1, mag = 1) {
+  // the forward, and the backward on each path: both against the float64 reference and finite differences
+  async function check(name: string, c0: Case, seed = 1, mag = 1) {
+    for (const path of PATHS) await checkPath(`${name} ${path}`, { ...c0, path }, seed, mag);
+  }
+
+  async function checkPath(name: string, c: Case, seed: number, mag: number) {
     const { B, T, Hq, Hkv, D } = c;
     const r = (n: number, s: number) => randn(n, s, -mag, mag);
     await checkOp({
@@ -117,8 +124,8 @@ describeGpu('attention', (gpu) => {
     }
   });
 
-  it('padding queries give out 0, finite lse and exactly zero gradients; padding keys get zero dk, dv', async () => {
-    const c: Case = { B: 1, T: 24, Hq: 2, Hkv: 1, D: 16, seg: segments(24, [[10, 6]]), tiles: D16_TILES };
+  it.each(PATHS)('padding queries give out 0, finite lse and exactly zero gradients; padding keys get zero dk, dv (%s backward)', async (path) => {
+    const c: Case = { B: 1, T: 24, Hq: 2, Hkv: 1, D: 16, seg: segments(24, [[10, 6]]), tiles: D16_TILES, path };
     const x = { q: randn(24 * 2 * 16, 1), k: randn(24 * 16, 2), v: randn(24 * 16, 3) };
     const f = await forward(c, x);
     const g = await backward(c, x, randn(24 * 2 * 16, 4));
@@ -135,9 +142,9 @@ describeGpu('attention', (gpu) => {
     }
   });
 
-  it('extreme scores (±1e4): the online max keeps everything finite and right', async () => {
+  it.each(PATHS)('extreme scores (±1e4): the online max keeps everything finite and right (%s backward)', async (path) => {
     const [B, T, Hq, Hkv, D] = [1, 45, 2, 1, 16];
-    const c: Case = { B, T, Hq, Hkv, D, seg: segments(T, [[45]]), tiles: D16_TILES };
+    const c: Case = { B, T, Hq, Hkv, D, seg: segments(T, [[45]]), tiles: D16_TILES, path };
     const x = { q: randn(B * T * Hq * D, 3, -100, 100), k: randn(B * T * Hkv * D, 4, -100, 100), v: randn(B * T * Hkv * D, 5) };
     const ref = attentionRef({ ...x, seg: c.seg, B, Tq: T, Tk: T, Hq, Hkv, D });
     expect(Math.max(...ref.lse.map(Math.abs))).toBeGreaterThan(5e3); // the test reaches the regime
@@ -154,14 +161,23 @@ describeGpu('attention', (gpu) => {
     expectClose('extreme dv', g.dv, rg.dv, { atol: 1e-4, rtol: 1e-4 });
   });
 
-  it('is bit-identical when run twice (forward and backward)', async () => {
-    const c: Case = { B: 2, T: 45, Hq: 4, Hkv: 1, D: 64, seg: segments(45, [[20, 20], [45]]) };
+  it.each(PATHS)('is bit-identical when run twice (forward and %s backward)', async (path) => {
+    const c: Case = { B: 2, T: 45, Hq: 4, Hkv: 1, D: 64, seg: segments(45, [[20, 20], [45]]), path };
     const x = { q: randn(2 * 45 * 4 * 64, 1), k: randn(2 * 45 * 64, 2), v: randn(2 * 45 * 64, 3) };
     const dout = randn(2 * 45 * 4 * 64, 4);
     const [f1, f2] = [await forward(c, x), await forward(c, x)];
     const [g1, g2] = [await backward(c, x, dout), await backward(c, x, dout)];
     expect(close(f1.out, f2.out) && close(f1.lse, f2.lse)).toBe(true);
     expect(close(g1.dq, g2.dq) && close(g1.dk, g2.dk) && close(g1.dv, g2.dv)).toBe(true);
+  });
+
+  it('the backward takes the unfused path where the T×T scores fit, the fused one beyond', () => {
+    const limit = Math.min(UNFUSED_SCORES_MAX_BYTES, gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+    expect(attentionBackwardPath(gpu, { B: 8, T: 128, Hq: 4 })).toBe('unfused'); // the bench's tiny step: 2 MiB of scores
+    const T = Math.ceil(Math.sqrt(limit / 4 / 16)) + 1; // B·Hq = 16
+    expect(attentionBackwardPath(gpu, { B: 4, T, Hq: 4 })).toBe('fused');
+    expect(attentionBackwardPath(gpu, { B: 4, T, Hq: 4, path: 'unfused' })).toBe('unfused');
+    expect(attentionBackwardPath(gpu, { B: 1, T: 8, Hq: 1, path: 'fused' })).toBe('fused');
   });
 
   it('refuses unsupported shapes with a UsageError', () => {

@@ -4,9 +4,11 @@
 //   q, out, dout, dq (B, Tq, Hq, D)    k, v (B, kvCapacity, Hkv, D)    dk, dv (B, T, Hkv, D)
 //   seg (B, kvCapacity) i32 (sample id per key position, −1 padding)    lse (B, Hq, Tq)
 import shader from '../../shaders/attention.wgsl';
+import unfusedShader from '../../shaders/attention_unfused.wgsl';
 import { LimitError, UsageError } from '../errors.js';
 import type { Gpu } from '../gpu/gpu.js';
 import { grid1d } from './elementwise.js';
+import { matmul } from './matmul.js';
 
 /** Rows per workgroup (one per invocation) and keys per online-softmax chunk (forward). */
 export interface AttentionTiles {
@@ -111,12 +113,34 @@ export interface AttentionBackwardArgs {
   D: number;
   scale?: number;
   tiles?: AttentionTiles;
+  /** fused (the FlashAttention-2 style kernels), unfused (matmuls over the T×T scores), or auto [auto]: see attentionBackwardPath. */
+  path?: 'auto' | 'fused' | 'unfused';
+  /** Buffers the caller has free during the backward that the unfused path may use for the scores and their gradient (each used when big enough). */
+  workspace?: [GPUBuffer?, GPUBuffer?];
 }
 
 /**
- * Encode the backward of attentionForward for training (Tq = Tk = T, no cache): the delta
- * pre-pass into scratch 'attention.ld' (lse and delta, 2·B·Hq·T floats), then dq, then dk and dv
- * (8 storage buffers at most: WebGPU's baseline limit).
+ * The scores of the unfused backward may take at most this many bytes (each of S and dP): beyond
+ * it the fused kernels run, whose memory does not grow with T². At or below it the unfused path
+ * runs: on lavapipe it measured 2–2.3× the fused backward at T 128–1024 (bench/results), since its
+ * work is the matmul kernel's, which runs about twice as fast per FLOP there as the fused kernels'
+ * per-invocation rows, and the fused backward computes the scores twice (dq, then dk/dv).
+ */
+export const UNFUSED_SCORES_MAX_BYTES = 32 * 2 ** 20;
+
+/** Which path attentionBackward takes for this shape: unfused when its T×T scores fit (UNFUSED_SCORES_MAX_BYTES and the binding limits). */
+export function attentionBackwardPath(gpu: Gpu, a: Pick<AttentionBackwardArgs, 'B' | 'T' | 'Hq' | 'path'>): 'fused' | 'unfused' {
+  if (a.path === 'fused' || a.path === 'unfused') return a.path;
+  const bytes = a.B * a.Hq * a.T * a.T * 4;
+  return bytes <= Math.min(UNFUSED_SCORES_MAX_BYTES, gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize) ? 'unfused' : 'fused';
+}
+
+/**
+ * Encode the backward of attentionForward for training (Tq = Tk = T, no cache). Both paths start
+ * with the delta pre-pass into scratch 'attention.ld' (lse and delta, 2·B·Hq·T floats). Fused: dq,
+ * then dk and dv (8 storage buffers at most: WebGPU's baseline limit). Unfused (where the scores
+ * fit; attentionBackwardPath): shaders/attention_unfused.wgsl's head-major copies, six matmuls
+ * and the masked softmax gradient in between; the same sums in another order (f32 rounding).
  */
 export function attentionBackward(gpu: Gpu, encoder: GPUCommandEncoder, a: AttentionBackwardArgs): void {
   const s: Shape = { B: a.B, Tq: a.T, Tk: a.T, Hq: a.Hq, Hkv: a.Hkv, D: a.D, qOffset: 0, kvCapacity: a.T, scale: a.scale ?? 1 / Math.sqrt(a.D) };
@@ -126,9 +150,45 @@ export function attentionBackward(gpu: Gpu, encoder: GPUCommandEncoder, a: Atten
   const ld = gpu.scratch('attention.ld', 2 * a.B * a.Hq * a.T * 4);
   const WG = 64;
   gpu.dispatch(encoder, gpu.pipeline(shader, 'attention_delta', { HEAD_DIM: a.D, WG }), [u(), a.out, a.dout, a.lse, ld], grid1d(gpu, a.B * a.T * a.Hq, WG));
+  if (attentionBackwardPath(gpu, a) === 'unfused') return unfusedBackward(gpu, encoder, a, s.scale, ld);
   const c = { HEAD_DIM: a.D, ROWS: t.ROWS, TILE: t.TILE };
   gpu.dispatch(encoder, gpu.pipeline(shader, 'attention_backward_dq', c), [u(), a.q, a.k, a.v, a.seg, ld, a.dout, a.dq],
     [Math.ceil(a.T / t.ROWS), a.Hq, a.B]);
   gpu.dispatch(encoder, gpu.pipeline(shader, 'attention_backward_dkv', c), [u(), a.q, a.k, a.v, a.seg, ld, a.dout, a.dk, a.dv],
     [Math.ceil(a.T / t.ROWS), a.Hkv, a.B]);
+}
+
+function unfusedBackward(gpu: Gpu, enc: GPUCommandEncoder, a: AttentionBackwardArgs, scale: number, ld: GPUBuffer): void {
+  const { B, T, Hq, Hkv, D } = a;
+  const G = Hq / Hkv, batch = B * Hkv, GT = G * T, WG = 64;
+  const qBytes = B * T * Hq * D * 4, kvBytes = B * T * Hkv * D * 4, sBytes = B * Hq * T * T * 4;
+  const up = (H: number) => {
+    const b = new ArrayBuffer(32);
+    new Uint32Array(b, 0, 4).set([B, T, H, D]);
+    new Float32Array(b, 16, 1)[0] = scale;
+    return gpu.uniform(b);
+  };
+  const permute = (src: GPUBuffer, dst: GPUBuffer, H: number, toHeadMajor: boolean) =>
+    gpu.dispatch(enc, gpu.pipeline(unfusedShader, 'permute', { WG, TO_HEAD_MAJOR: toHeadMajor ? 1 : 0 }), [up(H), src, dst], grid1d(gpu, B * T * H * D, WG));
+  const space = (i: 0 | 1, name: string) => {
+    const w = a.workspace?.[i];
+    return w && w.size >= sBytes ? w : gpu.scratch(name, sBytes);
+  };
+  // head-major copies; the gradients reuse them once their inputs are spent
+  const qh = gpu.scratch('attention.qh', qBytes), kh = gpu.scratch('attention.kh', kvBytes);
+  const vh = gpu.scratch('attention.vh', kvBytes), doh = gpu.scratch('attention.doh', qBytes);
+  const S = space(0, 'attention.s'), dP = space(1, 'attention.dp');
+  permute(a.q, qh, Hq, true);
+  permute(a.k, kh, Hkv, true);
+  permute(a.v, vh, Hkv, true);
+  permute(a.dout, doh, Hq, true);
+  matmul(gpu, enc, { a: qh, bm: kh, out: S, M: GT, N: T, K: D, batch, transB: true }); // S = Q·Kᵀ
+  matmul(gpu, enc, { a: doh, bm: vh, out: dP, M: GT, N: T, K: D, batch, transB: true }); // dP = dO·Vᵀ
+  gpu.dispatch(enc, gpu.pipeline(unfusedShader, 'probs', { WG }), [up(Hq), S, dP, ld, a.seg], grid1d(gpu, B * Hq * T * T, WG));
+  matmul(gpu, enc, { a: S, bm: doh, out: vh, M: T, N: D, K: GT, batch, transA: true }); // dV = Pᵀ·dO (over the group's heads)
+  matmul(gpu, enc, { a: dP, bm: qh, out: doh, M: T, N: D, K: GT, batch, transA: true, alpha: scale }); // dK = scale·dSᵀ·Q
+  matmul(gpu, enc, { a: dP, bm: kh, out: qh, M: GT, N: D, K: T, batch, alpha: scale }); // dQ = scale·dS·K
+  permute(qh, a.dq, Hq, false);
+  permute(doh, a.dk, Hkv, false);
+  permute(vh, a.dv, Hkv, false);
 }

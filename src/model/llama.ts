@@ -372,6 +372,7 @@ export class LlamaModel {
     attentionBackward(g, enc, {
       q: a.qr, k: a.kr, v: a.v, out: a.att, lse: a.lse, dout: datt, seg: io.segments,
       dq, dk, dv, B, T, Hq, Hkv, D, scale: 1 / Math.sqrt(D),
+      workspace: [a.g, a.up], // spent by now (the gate and up gradients above): room for the unfused path's scores
     });
     ropeForward(g, enc, { x: dq, pos: io.positions, invFreq: this.invFreq, N, H: Hq, D, inverse: true });
     ropeForward(g, enc, { x: dk, pos: io.positions, invFreq: this.invFreq, N, H: Hkv, D, inverse: true });
