@@ -29,7 +29,11 @@ import { grid1d } from './elementwise.js';
 import { matmul } from './matmul.js';
 import { withElementType } from './template.js';
 
-const WG = 256;
+const WG = 256; // elementwise kernels
+/** Invocations per token row in the row reductions: 32 (a subgroup on most GPUs). On lavapipe the
+ *  chunk reduction ran 4.4× faster than with 256 (the step's lmhead_forward_chunk 400 → 90 ms,
+ *  bench/profile-dev/run.ts): fewer rounds of the tree behind workgroup barriers. */
+const ROW_WG = 32;
 /** Default vocabulary chunk: (N × 4096) f32 scratch, 8 MiB at 512 tokens. */
 export const DEFAULT_CHUNK = 4096;
 /** lmHeadForwardBackward's default chunk keeps the (N × chunk) logits within 4 MiB (512 ≤ chunk ≤ 4096). */
@@ -116,7 +120,7 @@ export function lmHeadForward(gpu: Gpu, encoder: GPUCommandEncoder, a: LmHeadFor
   const [ch, el] = chunkOf(gpu, a);
   const logits = gpu.scratch('lmhead.logits', N * ch * 4);
   const run = gpu.scratch('lmhead.run', N * RUN_FLOATS * 4);
-  const pipeline = gpu.pipeline(shader, 'lmhead_forward_chunk', { WG });
+  const pipeline = gpu.pipeline(shader, 'lmhead_forward_chunk', { WG: ROW_WG });
   for (let v0 = 0; v0 < V; v0 += ch) {
     const width = Math.min(ch, V - v0);
     chunkLogits(gpu, encoder, a, logits, v0, width, el);
@@ -131,7 +135,7 @@ export function lmHeadBackward(gpu: Gpu, encoder: GPUCommandEncoder, a: LmHeadBa
   if (N === 0) return;
   const [ch, el] = chunkOf(gpu, a);
   const logits = gpu.scratch('lmhead.logits', N * ch * 4);
-  const pipeline = gpu.pipeline(shader, 'lmhead_backward_chunk', { WG });
+  const pipeline = gpu.pipeline(shader, 'lmhead_backward_chunk', { WG: ROW_WG });
   for (let v0 = 0; v0 < V; v0 += ch) {
     const width = Math.min(ch, V - v0);
     chunkLogits(gpu, encoder, a, logits, v0, width, el);
@@ -180,7 +184,7 @@ export function lmHeadForwardBackward(gpu: Gpu, encoder: GPUCommandEncoder, a: L
   const wt = a.wt ?? gpu.scratch('lmhead.wt', N * C * 4);
   const pc = a.p ?? gpu.scratch('lmhead.p', N * C * 4);
   const acc = a.accumulate ? gpu.scratch('lmhead.acc', N * C * 4) : a.dhidden;
-  const fwd = gpu.pipeline(shader, 'lmhead_forward_chunk', { WG, GRAD: 1 });
+  const fwd = gpu.pipeline(shader, 'lmhead_forward_chunk', { WG: ROW_WG, GRAD: 1 });
   const code = a.weightF16 ? (gradShaderF16 ??= withElementType(gradShader, 'f16')) : gradShader;
   const combine = gpu.pipeline(code, 'lmhead_grad_combine', { WG });
   const grid = grid1d(gpu, N * C, WG);
