@@ -3,7 +3,10 @@
 // withElementType(src, 'f16') (src/kernels/template.ts) — frozen base weights kept in f16 where
 // the adapter has shader-f16. Every other operand and the accumulator stay f32.
 //
-//   out[b] = alpha · op(a[b]) · op(bm[b])  (+ bias)  (+ out[b] when ACCUMULATE)
+//   out[b] = alpha · op(a[b]) · op(bm[b])  (+ alpha2 · a2 · op(bm2) when HAS_SECOND)  (+ bias)
+//            (+ out[b] when ACCUMULATE)
+//   — the second product is LoRA's low-rank term (x·Wᵀ + s·u·Bᵀ, dy·W + s·g·A) in the base
+//   matmul's pass, rather than a K = r matmul of its own that reads and writes `out` again.
 //
 //   out  (batch, M, N) row-major
 //   a    (batch, M, K) row-major, or (batch, K, M) when TRANS_A
@@ -41,6 +44,7 @@ override HAS_BIAS: bool = false;
 override ACCUMULATE: bool = false;
 override VEC4: bool = false; // host guarantees TRANS_B && !TRANS_A && K % 4 == 0
 override VEC4_NN: bool = false; // host guarantees !TRANS_A && !TRANS_B && K % 4 == 0 && N % 4 == 0 && TN % 4 == 0
+override HAS_SECOND: bool = false; // host guarantees !TRANS_A && batch == 1
 
 const MAX_T = 8u;
 
@@ -50,6 +54,7 @@ struct Params {
   M: u32, N: u32, K: u32, batch: u32,
   stride_a: u32, stride_b: u32, stride_out: u32, // elements between batch items
   alpha: f32,
+  K2: u32, alpha2: f32, _p0: u32, _p1: u32, // the second product (HAS_SECOND)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -59,6 +64,8 @@ struct Params {
 @group(0) @binding(4) var<storage, read> bias: array<f32>; // bound to a dummy when !HAS_BIAS
 @group(0) @binding(5) var<storage, read> a4: array<vec4<f32>>; // a again when VEC4 or VEC4_NN, else a dummy
 @group(0) @binding(6) var<storage, read> bm4: array<vec4<WT>>; // bm again when VEC4 or VEC4_NN, else a dummy
+@group(0) @binding(7) var<storage, read> a2: array<f32>; // HAS_SECOND: (M, K2) row-major, else a dummy
+@group(0) @binding(8) var<storage, read> bm2: array<f32>; // HAS_SECOND: (K2, N), or (N, K2) when TRANS_B; else a dummy
 
 fn load_a(base: u32, m: u32, k: u32) -> f32 {
   if (TRANS_A) { return a[base + k * p.M + m]; }
@@ -143,6 +150,22 @@ fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var i = 0u; i < TM; i++) {
       for (var j = 0u; j < TN; j++) {
         acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+      }
+    }
+  }
+  if (HAS_SECOND) {
+    // + (alpha2 / alpha) · a2 · op(bm2) into the same accumulators, k = 0..K2−1 in order
+    let f = p.alpha2 / p.alpha;
+    for (var k = 0u; k < p.K2; k++) {
+      for (var i = 0u; i < TM; i++) { av[i] = f * a2[(row0 + min(i, rows - 1u)) * p.K2 + k]; }
+      for (var j = 0u; j < TN; j++) {
+        let n = col0 + min(j, cols - 1u);
+        if (TRANS_B) { bv[j] = bm2[n * p.K2 + k]; } else { bv[j] = bm2[k * p.N + n]; }
+      }
+      for (var i = 0u; i < TM; i++) {
+        for (var j = 0u; j < TN; j++) {
+          acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+        }
       }
     }
   }

@@ -56,6 +56,34 @@ describeGpu('matmul', (gpu) => {
     expectClose('bias+alpha+acc', got, ref, TOL);
   });
 
+  // LoRA's low-rank term in the base matmul's pass: out = alpha·a·op(bm) + alpha2·a2·op(bm2) (+ bias) (+ out)
+  it.each([
+    ['NT (y = x·Wᵀ + s·u·Bᵀ), bias, accumulate, vec4 path', { M: 45, N: 65, K: 76, K2: 8, transB: true, bias: true, accumulate: true }],
+    ['NT, odd K (scalar path), alpha 0.5', { M: 33, N: 40, K: 77, K2: 3, transB: true, alpha: 0.5 }],
+    ['NN (dx = dy·W + s·g·A), accumulate, vec4 NN path, a partial column tile', { M: 45, N: 68, K: 76, K2: 8, accumulate: true }],
+    ['NN, odd shapes (scalar path)', { M: 45, N: 65, K: 77, K2: 5 }],
+  ] as const)('a second product in the same pass: %s, three tile shapes', async (_name, o) => {
+    const alpha = 'alpha' in o ? o.alpha : 1, alpha2 = 0.75;
+    const a = randn(o.M * o.K, 1), bm = randn(o.K * o.N, 2), a2 = randn(o.M * o.K2, 3), bm2 = randn(o.K2 * o.N, 4);
+    const bias = 'bias' in o ? randn(o.N, 5) : undefined;
+    const prev = 'accumulate' in o ? randn(o.M * o.N, 6) : undefined;
+    const transB = 'transB' in o && o.transB;
+    const low = matmulRef({ a: a2, bm: bm2, M: o.M, N: o.N, K: o.K2, batch: 1, transB, alpha: alpha2 });
+    const ref = matmulRef({ a, bm, bias, out: prev, M: o.M, N: o.N, K: o.K, batch: 1, transB, alpha }).map((v, i) => v + low[i]);
+    for (const tiles of [DEFAULT_TILES, { WG_X: 8, WG_Y: 8, TM: 8, TN: 8 }, { WG_X: 16, WG_Y: 16, TM: 2, TN: 2 }]) {
+      const out = prev ? gpu.buffer(prev) : gpu.buffer(o.M * o.N * 4);
+      gpu.submit((enc) =>
+        matmul(gpu, enc, {
+          a: gpu.buffer(a), bm: gpu.buffer(bm), out, bias: bias && gpu.buffer(bias), M: o.M, N: o.N, K: o.K, transB, alpha,
+          accumulate: 'accumulate' in o, tiles, second: { a: gpu.buffer(a2), bm: gpu.buffer(bm2), K: o.K2, alpha: alpha2 },
+        }),
+      );
+      expectClose(`second product ${JSON.stringify(tiles)}`, await gpu.readF32(out, o.M * o.N), ref, TOL);
+    }
+    expect(() => gpu.submit((enc) => matmul(gpu, enc, { a: gpu.buffer(a), bm: gpu.buffer(bm), out: gpu.buffer(16), M: 1, N: 1, K: 1, transA: true, second: { a: gpu.buffer(a2), bm: gpu.buffer(bm2), K: 1 } })))
+      .toThrow(/second product is supported without transA/);
+  });
+
   it('every tile shape the autotuner may pick gives the same answer', async () => {
     const shapes: MatmulTiles[] = [
       { WG_X: 8, WG_Y: 8, TM: 4, TN: 4 }, { WG_X: 16, WG_Y: 16, TM: 1, TN: 1 },

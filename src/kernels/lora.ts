@@ -96,8 +96,8 @@ export function loraForward(gpu: Gpu, encoder: GPUCommandEncoder, a: LoraForward
   const { N, inF, outF, r } = a;
   const p = a.dropout ?? 0;
   checkDropout(p);
-  matmul(gpu, encoder, { a: a.x, bm: a.W, out: a.y, bias: a.bias, M: N, N: outF, K: inF, transB: true, bmF16: a.weightF16 });
-  if (!a.A && !a.B) return;
+  const base = { a: a.x, bm: a.W, out: a.y, bias: a.bias, M: N, N: outF, K: inF, transB: true, bmF16: a.weightF16 };
+  if (!a.A && !a.B) return matmul(gpu, encoder, base);
   if (!a.A || !a.B || !a.u) throw new UsageError('loraForward: give A, B and u together (or none of them for a plain linear)');
   let xin = a.x;
   if (p > 0) {
@@ -105,7 +105,8 @@ export function loraForward(gpu: Gpu, encoder: GPUCommandEncoder, a: LoraForward
     loraDropout(gpu, encoder, { x: a.x, xd: xin, n: N * inF, p, seed: a.seed ?? 0 });
   }
   matmul(gpu, encoder, { a: xin, bm: a.A, out: a.u, M: N, N: r, K: inF, transB: true });
-  matmul(gpu, encoder, { a: a.u, bm: a.B, out: a.y, M: N, N: outF, K: r, transB: true, alpha: a.scale, accumulate: true });
+  // y = x·Wᵀ (+ bias) + scale·u·Bᵀ in one pass over y
+  matmul(gpu, encoder, { ...base, second: { a: a.u, bm: a.B, K: r, alpha: a.scale } });
 }
 
 export function loraBackward(gpu: Gpu, encoder: GPUCommandEncoder, a: LoraBackwardArgs): void {
@@ -113,10 +114,13 @@ export function loraBackward(gpu: Gpu, encoder: GPUCommandEncoder, a: LoraBackwa
   const p = a.dropout ?? 0;
   checkDropout(p);
   const acc = a.accumulateGrads ?? false;
-  if (a.dx) matmul(gpu, encoder, { a: a.dy, bm: a.W, out: a.dx, M: N, N: inF, K: outF, accumulate: a.accumulateDx, bmF16: a.weightF16 });
+  const lora = Boolean(a.A || a.B);
+  const dxBase = a.dx && { a: a.dy, bm: a.W, out: a.dx, M: N, N: inF, K: outF, accumulate: a.accumulateDx, bmF16: a.weightF16 };
+  // with LoRA and no dropout, dx = dy·W + scale·g·A in one pass (below, once g = dy·B exists)
+  if (dxBase && (!lora || p > 0)) matmul(gpu, encoder, dxBase);
   if (a.dW) matmul(gpu, encoder, { a: a.dy, bm: a.x, out: a.dW, M: outF, N: inF, K: N, transA: true, accumulate: acc });
   if (a.db) sumRows(gpu, encoder, { inp: a.dy, out: a.db, N, C: outF, accumulate: acc });
-  if (!a.A && !a.B) return;
+  if (!lora) return;
   if (!a.A || !a.B || !a.u) throw new UsageError('loraBackward: give A, B and u together (or none of them for a plain linear)');
   const g = a.g ?? gpu.scratch('lora.g', N * r * 4);
   const nxin = () => a.nxin ?? gpu.scratch('lora.nxin', N * inF * 4); // only with dropout
@@ -130,11 +134,8 @@ export function loraBackward(gpu: Gpu, encoder: GPUCommandEncoder, a: LoraBackwa
     }
     matmul(gpu, encoder, { a: g, bm: xin, out: a.dA, M: r, N: inF, K: N, transA: true, alpha: scale, accumulate: acc });
   }
-  if (!a.dx) return;
-  if (p === 0) {
-    matmul(gpu, encoder, { a: g, bm: a.A, out: a.dx, M: N, N: inF, K: r, alpha: scale, accumulate: true });
-    return;
-  }
+  if (!a.dx || !dxBase) return;
+  if (p === 0) return matmul(gpu, encoder, { ...dxBase, second: { a: g, bm: a.A, K: r, alpha: scale } });
   // nxin is free again: dA has consumed the dropped x.
   const gA = nxin();
   matmul(gpu, encoder, { a: g, bm: a.A, out: gA, M: N, N: inF, K: r, alpha: scale });

@@ -51,6 +51,8 @@ export interface MatmulArgs {
   tiles?: MatmulTiles;
   /** `bm` holds f16 elements (needs gpu.hasF16). */
   bmF16?: boolean;
+  /** + alpha2 · a2 · op(bm2) in the same pass: a2 (M, K2) row-major, bm2 (K2, N) — or (N, K2) with transB — f32; not with transA or batch > 1. */
+  second?: { a: Binding; bm: Binding; K: number; alpha?: number };
 }
 
 // Tile choices per Gpu, set by the autotuner (bench/ or doctor) or left at the default.
@@ -86,6 +88,9 @@ export function matmul(gpu: Gpu, encoder: GPUCommandEncoder, args: MatmulArgs): 
   if (args.bmF16 && !gpu.hasF16)
     throw new UsageError("matmul: bmF16 needs the adapter feature 'shader-f16', which this device lacks; keep the weight in f32");
   const code = args.bmF16 ? (shaderF16 ??= withElementType(shader, 'f16')) : shader;
+  const second = args.second;
+  if (second && (args.transA || batch !== 1)) throw new UsageError('matmul: a second product is supported without transA and for batch 1 only');
+  if (second && (args.alpha ?? 1) === 0) throw new UsageError('matmul: a second product needs a nonzero alpha');
   // vec4 loads along K for the x·Wᵀ forward: a and bm bound a second time as vec4 arrays.
   const vec4 = Boolean(args.transB && !args.transA && K % 4 === 0);
   // vec4 loads for the dy·W backward: a along K, bm along N (whole vec4 column groups per tile).
@@ -101,14 +106,20 @@ export function matmul(gpu: Gpu, encoder: GPUCommandEncoder, args: MatmulArgs): 
     ACCUMULATE: args.accumulate ? 1 : 0,
     VEC4: vec4 ? 1 : 0,
     VEC4_NN: vec4nn ? 1 : 0,
+    HAS_SECOND: second ? 1 : 0,
   });
-  const params = new ArrayBuffer(32);
+  const params = new ArrayBuffer(48);
   new Uint32Array(params, 0, 7).set([M, N, K, batch, M * K, K * N, M * N]);
   new Float32Array(params, 28, 1)[0] = args.alpha ?? 1;
+  new Uint32Array(params, 32, 1)[0] = second?.K ?? 0;
+  new Float32Array(params, 36, 1)[0] = second?.alpha ?? 1;
   gpu.dispatch(
     encoder,
     pipeline,
-    [gpu.uniform(params), args.a, args.bm, args.out, args.bias ?? gpu.scratch('dummy', 16), vec4 || vec4nn ? args.a : gpu.scratch('dummy', 16), vec4 || vec4nn ? args.bm : gpu.scratch('dummy', 16)],
+    [
+      gpu.uniform(params), args.a, args.bm, args.out, args.bias ?? gpu.scratch('dummy', 16), vec4 || vec4nn ? args.a : gpu.scratch('dummy', 16), vec4 || vec4nn ? args.bm : gpu.scratch('dummy', 16),
+      second?.a ?? gpu.scratch('dummy', 16), second?.bm ?? gpu.scratch('dummy', 16),
+    ],
     [Math.ceil(N / (t.WG_X * t.TN)), Math.ceil(M / (t.WG_Y * t.TM)), batch],
   );
 }
