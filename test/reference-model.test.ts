@@ -10,7 +10,7 @@ import { maskedLossRef, modelForwardRef, modelLossGradRef, tokenStatsRef, loadWe
 import { adamwRef } from '../src/reference/adamw.js';
 import { LORA_MODULES } from '../src/lora.js';
 import type { LoraModule } from '../src/lora.js';
-import { expectClose } from './helpers/check.js';
+import { expectClose, expectGradByDifferences } from './helpers/check.js';
 
 const FIX = join(__dirname, 'fixtures/models');
 const TIGHT = { atol: 1e-10, rtol: 1e-9 };
@@ -97,18 +97,7 @@ describe.each(['llama', 'qwen2', 'qwen3'])('reference model vs PyTorch fixtures:
       const grp = m.endsWith('_proj') && ['gate_proj', 'up_proj', 'down_proj'].includes(m) ? 'mlp' : 'self_attn';
       const g = f.exp.readF64(`grad.base_model.model.model.layers.${l}.${grp}.${m}.lora_${w}.weight`);
       expect(g.length).toBe(t.length);
-      const idx = [0, Math.floor(t.length / 2) + 1, t.length - 1];
-      const fd: number[] = [];
-      for (const i of idx) {
-        const v = t[i], h = 1e-5;
-        t[i] = v + h;
-        const lp = loss();
-        t[i] = v - h;
-        const lm = loss();
-        t[i] = v;
-        fd.push((lp - lm) / (2 * h));
-      }
-      expectClose(`${name} grad layer ${l} ${m} lora_${w} vs finite differences`, idx.map((i) => g[i]), fd, { atol: 1e-8, rtol: 1e-6 });
+      expectGradByDifferences(`${name} grad layer ${l} ${m} lora_${w} vs finite differences`, g, t, loss, [0, Math.floor(t.length / 2) + 1, t.length - 1], { atol: 1e-8, rtol: 1e-6 }, 0);
     }
   });
 });

@@ -150,11 +150,11 @@ export async function checkOp(o: OpCheck): Promise<void> {
 
 /**
  * Check an analytical gradient `g` of `loss` with respect to the values `w` (changed in place and
- * put back) by central differences at its four largest elements and at `fixed` ones chosen
+ * put back) by central differences at its `largest` largest elements and at `fixed` ones chosen
  * without looking at it.
  */
-export function expectGradByDifferences(what: string, g: Float32Array, w: Float64Array, loss: () => number, fixed: number[], tol: Tol, h = 1e-5): void {
-  const idx = [...g.keys()].sort((i, j) => Math.abs(g[j]) - Math.abs(g[i])).slice(0, 4).concat(fixed);
+export function expectGradByDifferences(what: string, g: ArrayLike<number>, w: Float32Array | Float64Array, loss: () => number, fixed: number[], tol: Tol, largest = 4, h = 1e-5): void {
+  const idx = Array.from({ length: g.length }, (_, i) => i).sort((i, j) => Math.abs(g[j]) - Math.abs(g[i])).slice(0, largest).concat(fixed);
   const fd: number[] = [], an: number[] = [];
   for (const i of idx) {
     const v = w[i];
