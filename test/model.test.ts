@@ -5,11 +5,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { SafetensorsFile } from '../src/io/safetensors.js';
-import { peftKey } from '../src/io/peft.js';
 import type { ModelBatch as Batch, LlamaModel } from '../src/model/llama.js';
 import { loadModel, loadModelAdapter } from '../src/model/load.js';
-import { LORA_MODULES } from '../src/lora.js';
+import type { LoraModule } from '../src/lora.js';
 import { expectClose } from './helpers/check.js';
+import { expectLoraGrads, loraDistanceAfterSteps } from './helpers/lora-parity.js';
 import { describeGpu, stepOf } from './helpers/gpu.js';
 
 const FIX = join(import.meta.dirname, 'fixtures', 'models');
@@ -90,21 +90,8 @@ describeGpu('model parity with PyTorch fixtures', (gpu) => {
       const losses: number[] = [];
       losses.push((await stepOf(model).step([batch], opt)).loss);
       // gradients of step 1 (at lora_init) are still in the grad buffers
-      let gradError = 0; // the largest |ours − PyTorch| over them
-      for (let l = 0; l < model.layers.length; l++) {
-        for (const m of LORA_MODULES) {
-          const lin = model.layers[l].lin[m];
-          for (const [which, p] of [['A', lin.A!], ['B', lin.B!]] as const) {
-            const key = peftKey(l, m, which);
-            const want = await f.exp.readF64(`grad.${key}`);
-            let scale = 0;
-            for (const w of want) scale = Math.max(scale, Math.abs(w));
-            const got = await gpu.readF32(p.grad, p.n);
-            expectClose(`${name} grad ${key}`, got, want, { atol: 1e-4 * scale + 1e-7, rtol: 1e-3 });
-            for (let i = 0; i < p.n; i++) gradError = Math.max(gradError, Math.abs(got[i] - want[i]));
-          }
-        }
-      }
+      const lora = (l: number, m: LoraModule, w: 'A' | 'B') => model.layers[l].lin[m][w]!;
+      const gradError = await expectLoraGrads(name, model.layers.length, (l, m, w) => gpu.readF32(lora(l, m, w).grad, lora(l, m, w).n), f.exp);
       for (let k = 1; k < 10; k++) losses.push((await stepOf(model).step([batch], opt)).loss);
       expectClose(`${name} ten AdamW losses`, losses, f.meta.losses, { atol: 1e-4, rtol: 1e-4 });
       // The tensors after ten updates, each compared as a whole: its distance to PyTorch's result
@@ -117,20 +104,7 @@ describeGpu('model parity with PyTorch fixtures', (gpu) => {
       // movement, the order of the 8e-3 seen here. qwen2's and qwen3's smallest gradients (5e-6,
       // 1e-6) lie far above the noise. So the bound is 1e-4 unless some start gradient is below
       // the measured gradient error, and 2e-2 (the sign-flip regime) when one is.
-      let worst = 0, undecided = 0;
-      for (let l = 0; l < model.layers.length; l++) {
-        for (const m of LORA_MODULES) {
-          for (const which of ['A', 'B'] as const) {
-            const p = which === 'A' ? model.layers[l].lin[m].A! : model.layers[l].lin[m].B!;
-            const key = peftKey(l, m, which);
-            const got = await gpu.readF32(p.buf, p.n), want = await f.exp.readF64(`adamw10.${key}`), init = await f.exp.readF32(key);
-            for (const g of await f.exp.readF64(`grad.${key}`)) if (Math.abs(g) < gradError) undecided++;
-            let err = 0, moved = 0;
-            for (let i = 0; i < p.n; i++) (err += (got[i] - want[i]) ** 2), (moved += (want[i] - init[i]) ** 2);
-            worst = Math.max(worst, Math.sqrt(err / moved));
-          }
-        }
-      }
+      const { worst, undecided } = await loraDistanceAfterSteps(model.layers.length, (l, m, w) => gpu.readF32(lora(l, m, w).buf, lora(l, m, w).n), f.exp, gradError);
       console.log(`${name}: after 10 AdamW steps, worst ‖ours − PyTorch‖ / ‖movement‖ over the LoRA tensors: ${worst.toExponential(2)}; start gradients within the f32 error (${gradError.toExponential(1)}) of zero: ${undecided}`);
       expect(worst).toBeLessThan(undecided > 0 ? 2e-2 : 1e-4);
       expect(undecided).toBe(name === 'llama' ? 1 : 0);

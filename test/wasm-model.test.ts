@@ -8,17 +8,17 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile, openCheckpoint, type TensorStore } from '../src/io/safetensors.js';
-import { peftKey } from '../src/io/peft.js';
 import { configFromJson, expectedTensors, loadConfig } from '../src/io/config.js';
 import { generate, type ModelBatch as Batch } from '../src/model/llama.js';
 import { argmax } from '../src/model/sample.js';
-import { LORA_MODULES } from '../src/lora.js';
+import type { LoraModule } from '../src/lora.js';
 import { loadWeightsF64, maskedLossRef, modelForwardRef } from '../src/reference/model.js';
 import { WasmKernels } from '../src/wasm/kernels.js';
 import { loadWasmModel, wasmModelFromStore, type WasmModel } from '../src/wasm/model.js';
 import { WasmBackend } from '../src/wasm/backend.js';
 import type { AdamwOptions } from '../src/train/backend.js';
 import { expectClose, expectGradByDifferences } from './helpers/check.js';
+import { expectLoraGrads, loraDistanceAfterSteps } from './helpers/lora-parity.js';
 
 const FIX = join(import.meta.dirname, 'fixtures', 'models');
 // smallWork 0: every kernel call runs split over the threads, even the tiny fixtures' (by default small calls run on one)
@@ -95,39 +95,13 @@ describe('wasm model parity with PyTorch fixtures', () => {
         const opt = { lr: a.lr, beta1: a.betas[0], beta2: a.betas[1], eps: a.eps, weightDecay: a.weight_decay, maxGradNorm: 0 };
         const backend = new WasmBackend(model);
         const losses = [(await backend.step([batch], opt)).loss];
-        let gradError = 0;
-        for (let l = 0; l < model.layers.length; l++) {
-          for (const m of LORA_MODULES) {
-            const lin = model.layers[l].lin[m];
-            for (const [which, p] of [['A', lin.A!], ['B', lin.B!]] as const) {
-              const key = peftKey(l, m, which);
-              const want = await f.exp.readF64(`grad.${key}`);
-              let scale = 0;
-              for (const w of want) scale = Math.max(scale, Math.abs(w));
-              const got = k.readF32(p.grad, p.n);
-              expectClose(`${name} grad ${key}`, got, want, { atol: 1e-4 * scale + 1e-7, rtol: 1e-3 });
-              for (let i = 0; i < p.n; i++) gradError = Math.max(gradError, Math.abs(got[i] - want[i]));
-            }
-          }
-        }
+        const lora = (l: number, m: LoraModule, w: 'A' | 'B') => model.layers[l].lin[m][w]!;
+        const gradError = await expectLoraGrads(name, model.layers.length, (l, m, w) => k.readF32(lora(l, m, w).grad, lora(l, m, w).n), f.exp);
         for (let s = 1; s < 10; s++) losses.push((await backend.step([batch], opt)).loss);
         expectClose(`${name} ten AdamW losses`, losses, f.meta.losses, { atol: 1e-4, rtol: 1e-4 });
         // as test/model.test.ts: distance to PyTorch's tensors relative to how far they moved; an
         // element whose start gradient lies within the f32 error of zero may step the wrong way
-        let worst = 0, undecided = 0;
-        for (let l = 0; l < model.layers.length; l++) {
-          for (const m of LORA_MODULES) {
-            for (const which of ['A', 'B'] as const) {
-              const p = which === 'A' ? model.layers[l].lin[m].A! : model.layers[l].lin[m].B!;
-              const key = peftKey(l, m, which);
-              const got = k.readF32(p.ptr, p.n), want = await f.exp.readF64(`adamw10.${key}`), init = await f.exp.readF32(key);
-              for (const g of await f.exp.readF64(`grad.${key}`)) if (Math.abs(g) < gradError) undecided++;
-              let err = 0, moved = 0;
-              for (let i = 0; i < p.n; i++) (err += (got[i] - want[i]) ** 2), (moved += (want[i] - init[i]) ** 2);
-              worst = Math.max(worst, Math.sqrt(err / moved));
-            }
-          }
-        }
+        const { worst, undecided } = await loraDistanceAfterSteps(model.layers.length, (l, m, w) => k.readF32(lora(l, m, w).ptr, lora(l, m, w).n), f.exp, gradError);
         console.log(`wasm ${name}: after 10 AdamW steps, worst ‖ours − PyTorch‖ / ‖movement‖: ${worst.toExponential(2)}; start gradients within the f32 error (${gradError.toExponential(1)}) of zero: ${undecided}`);
         expect(worst).toBeLessThan(undecided > 0 ? 2e-2 : 1e-4);
       } finally {
