@@ -3,7 +3,7 @@
 import { expect, it } from 'vitest';
 import { createGpu } from '../src/gpu/device.js';
 import { f16BitsToF32, f32ToF16Bits } from '../src/io/dtype.js';
-import { matmul } from '../src/kernels/matmul.js';
+import { DEFAULT_TILES, matmul, type MatmulTiles } from '../src/kernels/matmul.js';
 import { withElementType } from '../src/kernels/template.js';
 import { matmulRef } from '../src/reference/matmul.js';
 import shader from '../shaders/matmul.wgsl';
@@ -13,12 +13,12 @@ import { describeGpu } from './helpers/gpu.js';
 const TOL = { atol: 1e-4, rtol: 1e-4 };
 
 describeGpu('matmul with f16 weights', (gpu) => {
-  async function run(M: number, N: number, K: number, o: { transB?: boolean; bias?: boolean; alpha?: number } = {}) {
+  async function run(M: number, N: number, K: number, o: { transB?: boolean; bias?: boolean; alpha?: number; tiles?: MatmulTiles } = {}) {
     const a = randn(M * K, M + N), w = randn(K * N, K + 1, -2, 2);
     const w16 = f32ToF16Bits(w);
     const bias = o.bias ? randn(N, 3) : undefined;
     const out = gpu.buffer(M * N * 4);
-    gpu.submit((enc) => matmul(gpu, enc, { a: gpu.buffer(a), bm: gpu.buffer(w16), out, bias: bias && gpu.buffer(bias), M, N, K, transB: o.transB, alpha: o.alpha, bmF16: true }));
+    gpu.submit((enc) => matmul(gpu, enc, { a: gpu.buffer(a), bm: gpu.buffer(w16), out, bias: bias && gpu.buffer(bias), M, N, K, transB: o.transB, alpha: o.alpha, bmF16: true, tiles: o.tiles }));
     const got = await gpu.readF32(out, M * N);
     const ref = matmulRef({ a, bm: f16BitsToF32(w16), bias, M, N, K, transB: o.transB, alpha: o.alpha });
     const refUnrounded = matmulRef({ a, bm: w, bias, M, N, K, transB: o.transB, alpha: o.alpha });
@@ -36,14 +36,19 @@ describeGpu('matmul with f16 weights', (gpu) => {
     }
   });
 
+  // the adapter's default tiles (the subgroup kernel where it has subgroups) and the regular kernel's
   it.runIf(gpu.hasF16)('x·Wᵀ with K a multiple of 4 (the vec4 path): 45×65×76', async () => {
-    const { got, ref } = await run(45, 65, 76, { transB: true, bias: true });
-    expectClose('f16 vec4 NT 45x65x76', got, ref, TOL);
+    for (const tiles of [undefined, DEFAULT_TILES]) {
+      const { got, ref } = await run(45, 65, 76, { transB: true, bias: true, tiles });
+      expectClose(`f16 vec4 NT 45x65x76 ${JSON.stringify(tiles)}`, got, ref, TOL);
+    }
   });
 
   it.runIf(gpu.hasF16)('dy·W with K and N multiples of 4 (the vec4 NN path): 45×68×76', async () => {
-    const { got, ref } = await run(45, 68, 76, { transB: false, bias: true });
-    expectClose('f16 vec4 NN 45x68x76', got, ref, TOL);
+    for (const tiles of [undefined, DEFAULT_TILES]) {
+      const { got, ref } = await run(45, 68, 76, { transB: false, bias: true, tiles });
+      expectClose(`f16 vec4 NN 45x68x76 ${JSON.stringify(tiles)}`, got, ref, TOL);
+    }
   });
 
   it.runIf(gpu.hasF16)('many workgroups (300×260×130), with bias and alpha', async () => {

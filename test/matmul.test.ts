@@ -1,8 +1,9 @@
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { autotuneMatmul, DEFAULT_TILES, getMatmulTiles, matmul, setMatmulTiles, TILE_CANDIDATES, type MatmulTiles } from '../src/kernels/matmul.js';
+import { autotuneMatmul, checkTiles, DEFAULT_TILES, getMatmulTiles, matmul, setMatmulTiles, SUBGROUP_CANDIDATES, TILE_CANDIDATES, tileCandidates, type MatmulTiles } from '../src/kernels/matmul.js';
+import { createGpu } from '../src/gpu/device.js';
 import { matmulRef } from '../src/reference/matmul.js';
 import { checkOp, expectClose, randn } from './helpers/check.js';
 import { describeGpu } from './helpers/gpu.js';
@@ -12,23 +13,27 @@ const TOL = { atol: 1e-4, rtol: 1e-4 };
 describeGpu('matmul', (gpu) => {
   async function run(o: {
     M: number; N: number; K: number; batch?: number; transA?: boolean; transB?: boolean;
-    bias?: boolean; accumulate?: boolean; alpha?: number; tiles?: MatmulTiles; seed?: number;
+    bias?: boolean; accumulate?: boolean; alpha?: number; tiles?: MatmulTiles; seed?: number; K2?: number;
   }) {
     const batch = o.batch ?? 1, seed = o.seed ?? 1;
     const a = randn(batch * o.M * o.K, seed);
     const bm = randn(batch * o.K * o.N, seed + 1);
     const bias = o.bias ? randn(o.N, seed + 2) : undefined;
     const prev = o.accumulate ? randn(batch * o.M * o.N, seed + 3) : undefined;
+    // the second product (LoRA's low-rank term), alpha2 = 0.75: a2 (M, K2), bm2 (K2, N) or (N, K2)
+    const a2 = o.K2 ? randn(o.M * o.K2, seed + 4) : undefined, bm2 = o.K2 ? randn(o.K2 * o.N, seed + 5) : undefined;
     const out = prev ? gpu.buffer(prev) : gpu.buffer(batch * o.M * o.N * 4);
     gpu.submit((enc) =>
       matmul(gpu, enc, {
         a: gpu.buffer(a), bm: gpu.buffer(bm), out, bias: bias && gpu.buffer(bias),
         M: o.M, N: o.N, K: o.K, batch, transA: o.transA, transB: o.transB,
         accumulate: o.accumulate, alpha: o.alpha, tiles: o.tiles,
+        second: a2 && bm2 && { a: gpu.buffer(a2), bm: gpu.buffer(bm2), K: o.K2!, alpha: 0.75 },
       }),
     );
     const got = await gpu.readF32(out, batch * o.M * o.N);
     const ref = matmulRef({ a, bm, bias, out: prev, M: o.M, N: o.N, K: o.K, batch, transA: o.transA, transB: o.transB, alpha: o.alpha });
+    if (a2 && bm2) matmulRef({ a: a2, bm: bm2, M: o.M, N: o.N, K: o.K2!, batch: 1, transB: o.transB, alpha: 0.75 }).forEach((v, i) => (ref[i] += v));
     return { got, ref };
   }
 
@@ -111,6 +116,74 @@ describeGpu('matmul', (gpu) => {
     }
     const { got, ref } = await run({ M: 3, N: 4, K: 4096 });
     expectClose('vec4 NN N=4', got, ref, TOL);
+  });
+
+  // shaders/matmul_subgroup.wgsl. Where the adapter has no subgroups (or too few lanes) its shapes
+  // are refused, with the reason, and that is what is tested instead: the test never skips.
+  describe('the subgroup kernel', () => {
+    const sg = gpu.subgroups;
+    const runnable = SUBGROUP_CANDIDATES.filter((t) => { try { checkTiles(gpu, t); return true; } catch { return false; } });
+    // the shapes that take different paths through the shader: TN 4 (vec4 columns) and 2, TM 8 and 4
+    const paths = runnable.filter((t) => t.WG_X === 32);
+    const cases = [
+      ['x·Wᵀ 45×65×76, batch 2, bias, alpha, accumulate', { M: 45, N: 65, K: 76, batch: 2, transB: true, bias: true, alpha: 0.7, accumulate: true }],
+      ['dy·W 45×68×76 (vec4 columns, a partial column tile), batch 2, bias, alpha, accumulate', { M: 45, N: 68, K: 76, batch: 2, bias: true, alpha: 0.7, accumulate: true }],
+      ['dy·W 45×65×76 (N odd: element loads)', { M: 45, N: 65, K: 76 }],
+      ['x·Wᵀ + s·u·Bᵀ (the second product), 45×65×76, K2 8, bias', { M: 45, N: 65, K: 76, K2: 8, transB: true, bias: true }],
+      ['dy·W + s·g·A (the second product), 45×68×76, K2 8, accumulate', { M: 45, N: 68, K: 76, K2: 8, accumulate: true }],
+      ['narrow outputs (LoRA rank r): x·Aᵀ 300×8×76, g = dy·B 300×8×76, 300×3×76, 7×1×4', { M: 300, N: 8, K: 76, transB: true }],
+      ['', { M: 300, N: 8, K: 76 }], ['', { M: 300, N: 3, K: 76 }], ['', { M: 7, N: 1, K: 4, transB: true }],
+      ['the layouts it leaves to the regular kernel: dW = dyᵀ·x, odd K', { M: 45, N: 65, K: 77, transA: true }],
+      ['', { M: 45, N: 65, K: 77, transB: true }], ['', { M: 45, N: 68, K: 77 }],
+    ] as const;
+
+    it('is runnable where the adapter has subgroups of at least 8 lanes (lavapipe: 8), refused with the reason elsewhere', () => {
+      if (sg && sg.min >= 8) expect(runnable).toEqual(SUBGROUP_CANDIDATES);
+      else expect(() => checkTiles(gpu, SUBGROUP_CANDIDATES[0])).toThrow(/subgroup/);
+      expect(tileCandidates(gpu)).toEqual([...TILE_CANDIDATES, ...runnable]);
+      expect(getMatmulTiles(gpu)).toEqual(runnable[0] ?? DEFAULT_TILES);
+    });
+
+    it('every shape it may run gives the reference and, bit for bit, the regular kernel: partial tiles, batch, bias, alpha, accumulate, the second product, narrow outputs, the layouts it hands back', async () => {
+      let n = 0;
+      for (const [, o] of cases) {
+        const regular = await run({ ...o, tiles: DEFAULT_TILES });
+        expectClose(`regular ${JSON.stringify(o)}`, regular.got, regular.ref, TOL);
+        for (const tiles of paths) {
+          const { got, ref } = await run({ ...o, tiles });
+          expectClose(`${JSON.stringify(tiles)} ${JSON.stringify(o)}`, got, ref, TOL);
+          expect(Buffer.from(got.buffer).equals(Buffer.from(regular.got.buffer)), `${JSON.stringify(tiles)} ${JSON.stringify(o)} bit for bit`).toBe(true);
+          n++;
+        }
+      }
+      expect(n).toBe(cases.length * paths.length);
+    });
+
+    it('refuses shapes it cannot run, saying why', async () => {
+      const t = { WG_X: 32, WG_Y: 1, TM: 8, TN: 4, subgroup: true } as const;
+      if (sg) {
+        expect(() => checkTiles(gpu, { ...t, WG_Y: 2 })).toThrow(/WG_Y = 1/);
+        expect(() => checkTiles(gpu, { ...t, TM: sg.min * 2 > 8 ? 9 : sg.min * 2 })).toThrow(/TM/);
+        if (sg.max > 1) expect(() => checkTiles(gpu, { ...t, WG_X: sg.max + 1 })).toThrow(/multiple of the adapter's largest subgroup/);
+      }
+      const plain = await createGpu({ disableFeatures: ['subgroups'] });
+      try {
+        expect(plain.subgroups).toBeUndefined();
+        expect(() => checkTiles(plain, t)).toThrow(/needs the adapter feature 'subgroups'/);
+        expect(getMatmulTiles(plain)).toEqual(DEFAULT_TILES);
+        expect(tileCandidates(plain)).toEqual(TILE_CANDIDATES);
+      } finally {
+        plain.destroy();
+      }
+    });
+  });
+
+  it('narrow outputs (N below the tile width) on the regular kernel: three tile shapes, x·Wᵀ, dy·W and dW = dyᵀ·x', async () => {
+    for (const tiles of [DEFAULT_TILES, { WG_X: 8, WG_Y: 8, TM: 4, TN: 4 }, { WG_X: 16, WG_Y: 16, TM: 2, TN: 2 }])
+      for (const o of [{ M: 70, N: 8, K: 76, transB: true }, { M: 70, N: 8, K: 76 }, { M: 300, N: 8, K: 70, transA: true }, { M: 9, N: 3, K: 33, transA: true }]) {
+        const { got, ref } = await run({ ...o, tiles });
+        expectClose(`narrow ${JSON.stringify(tiles)} ${JSON.stringify(o)}`, got, ref, TOL);
+      }
   });
 
   it('is bit-identical when run twice', async () => {

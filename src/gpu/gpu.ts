@@ -32,6 +32,9 @@ export class Gpu {
   readonly info: AdapterSummary;
   readonly features: Set<string>;
   readonly limits: GPUSupportedLimits;
+  /** Lanes per subgroup (the smallest and largest the adapter may use) where the device has the
+   *  `subgroups` feature and the adapter says its sizes; else undefined. */
+  readonly subgroups: { min: number; max: number } | undefined;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly modules = new Map<string, GPUShaderModule>();
   private readonly uniforms = new Map<string, GPUBuffer>();
@@ -74,6 +77,10 @@ export class Gpu {
     };
     this.features = new Set(device.features as unknown as Iterable<string>);
     this.limits = device.limits;
+    const sg = i as { subgroupMinSize?: number; subgroupMaxSize?: number };
+    this.subgroups = this.features.has('subgroups') && (sg.subgroupMinSize ?? 0) > 0 && (sg.subgroupMaxSize ?? 0) >= (sg.subgroupMinSize ?? 0)
+      ? { min: sg.subgroupMinSize!, max: sg.subgroupMaxSize! }
+      : undefined;
     this.trackMemory();
   }
 
