@@ -2,7 +2,7 @@
 // each dispatch in its own pass: "own"), interleaved round by round in one process so that a
 // busy machine's load falls on every variant alike. Prints the per-round times and medians.
 //   npx esbuild bench/profile-dev/ab.ts --bundle --platform=node --format=esm --packages=external \
-//     --loader:.wgsl=text --loader:.py=text --outfile=dist/ab-dev.js && node dist/ab-dev.js B T rounds 8,8,8,8 16,4,4,8 own
+//     --loader:.wgsl=text --loader:.py=text --outfile=dist/ab-dev.js && node dist/ab-dev.js B T rounds 8,8,8,8 16,4,4,8 32,1,8,4,1 own
 import { getGpu } from '../../src/gpu/device.js';
 import { configFromJson } from '../../src/io/config.js';
 import { getMatmulTiles, setMatmulTiles } from '../../src/kernels/matmul.js';
@@ -19,8 +19,8 @@ const own: typeof gpu.dispatch = (enc, pl, b, wg) => (shared(enc, pl, b, wg), gp
 const use = (v: string) => {
   gpu.dispatch = v === 'own' ? own : shared;
   if (v === 'own' || v === 'base') return setMatmulTiles(gpu, base);
-  const [WG_X, WG_Y, TM, TN] = v.split(',').map(Number);
-  setMatmulTiles(gpu, { WG_X, WG_Y, TM, TN });
+  const [WG_X, WG_Y, TM, TN, sg] = v.split(',').map(Number);
+  setMatmulTiles(gpu, { WG_X, WG_Y, TM, TN, ...(sg ? { subgroup: true as const } : {}) }); // a fifth field 1: the subgroup kernel
 };
 for (const v of variants) (use(v), await ours.step()); // compile every variant
 const ms: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v, []]));
