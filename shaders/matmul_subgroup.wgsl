@@ -1,19 +1,21 @@
-// matmul_subgroup.wgsl — the x·Wᵀ and dy·W layouts of shaders/matmul.wgsl (same parameters, same
-// results: the same k order, the same fma chain per output), for adapters with `subgroups`.
+// matmul_subgroup.wgsl — shaders/matmul.wgsl's matmul (same parameters, layouts and results: the
+// same k order and fma chain per output), for adapters with `subgroups`.
 //
-//   out[b] = alpha · a[b] · op(bm[b])  (+ alpha2 · a2 · op(bm2) when HAS_SECOND)  (+ bias)
+//   out[b] = alpha · op(a[b]) · op(bm[b])  (+ alpha2 · a2 · op(bm2) when HAS_SECOND)  (+ bias)
 //            (+ out[b] when ACCUMULATE)
-//   a    (batch, M, K) row-major, K % 4 == 0 (read as vec4 along K)
-//   bm   (batch, N, K) when TRANS_B (x·Wᵀ; read as vec4 along K), else (batch, K, N) (dy·W; read as
-//        vec4 along N when TN % 4 == 0 and N % 4 == 0, else element by element); f32 or f16 (WT)
+//   a    (batch, M, K) row-major, or (batch, K, M) when TRANS_A
+//   bm   (batch, K, N) row-major, or (batch, N, K) when TRANS_B; f32 or f16 (WT)
+// VEC4_A (x·Wᵀ and dy·W with K % 4 == 0, a training step's big products): four k per step, `a` and
+// a TRANS_B `bm` read as vec4 along K, an untransposed `bm` as vec4 along N when VEC4_B. Otherwise
+// one k per step, any layout.
 //
 // Why: on a software GPU (lavapipe) an invocation's load from a storage buffer, inside a loop, is a
 // loop over the SIMD lanes — one scalar load and two branches per lane and component. The regular
 // kernel has every lane load its own copy of the rows of `a` it needs, although all lanes of a
 // subgroup need the same ones. Here a workgroup is one row of WG_X invocations whose TM rows come
-// from the workgroup id alone (the same for every lane); lane i loads row i's next four k, and every
+// from the workgroup id alone (the same for every lane); lane i loads row i's next four k (or next k), and every
 // lane takes row i from lane i by subgroupBroadcast — a register move. One lane-load of `a` per
-// four k instead of TM. Measured on lavapipe (2 cores), x·Wᵀ 512³: 9–12 GFLOP/s here, 3–4.4 with
+// four k (or k) instead of TM. Measured on lavapipe (2 cores), x·Wᵀ 512³: 9–12 GFLOP/s here, 3–4.4 with
 // the regular kernel's best tiles (bench/matmul-dev/one.ts).
 //
 // Needs every lane of a subgroup active and at least TM lanes in it: the host uses this kernel only
@@ -24,9 +26,11 @@ enable subgroups;
 override WG_X: u32 = 32u;
 override TM: u32 = 8u;      // rows per workgroup, ≤ MAX_T and ≤ the subgroup size
 override TN: u32 = 2u;      // columns per invocation, ≤ MAX_T
+override TRANS_A: bool = false;
 override TRANS_B: bool = true;
 override HAS_BIAS: bool = false;
 override ACCUMULATE: bool = false;
+override VEC4_A: bool = true;  // host guarantees !TRANS_A and K % 4 == 0: four k per step, vec4 loads along K
 override VEC4_B: bool = false; // !TRANS_B: host guarantees TN % 4 == 0 and N % 4 == 0
 override HAS_SECOND: bool = false; // host guarantees batch == 1
 
@@ -42,13 +46,14 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> bm4: array<vec4<WT>>; // TRANS_B or VEC4_B; else a dummy
+@group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>; // VEC4_A; else a dummy
+@group(0) @binding(2) var<storage, read> bm4: array<vec4<WT>>; // (VEC4_A && TRANS_B) or VEC4_B; else a dummy
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>; // a dummy when !HAS_BIAS
-@group(0) @binding(5) var<storage, read> bm: array<WT>; // !TRANS_B && !VEC4_B; else a dummy
+@group(0) @binding(5) var<storage, read> bm: array<WT>; // (!VEC4_A && TRANS_B) or (!TRANS_B && !VEC4_B); else a dummy
 @group(0) @binding(6) var<storage, read> a2: array<f32>; // HAS_SECOND: (M, K2) row-major, else a dummy
 @group(0) @binding(7) var<storage, read> bm2: array<f32>; // HAS_SECOND: (K2, N), or (N, K2) when TRANS_B; else a dummy
+@group(0) @binding(8) var<storage, read> a: array<f32>; // !VEC4_A; else a dummy
 
 // Lane r's value in every lane. subgroupBroadcast takes a constant lane: r is one of the unrolled
 // row loop's constants, so each switch folds to its one case.
@@ -89,14 +94,19 @@ fn matmul(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) 
   let cols = min(TN, p.N - col0);
   let rows = min(TM, p.M - row0);
   let base_o = b * p.stride_out;
-  let K4 = p.K / 4u;
   // this lane's row of `a` (lane i ↦ row i; lanes past TM or past the matrix repeat a row)
-  let a_lane = (b * p.stride_a + (row0 + min(lane % TM, rows - 1u)) * p.K) / 4u;
+  let row_lane = row0 + min(lane % TM, rows - 1u);
+  let base_a = b * p.stride_a;
+  let base_b = b * p.stride_b;
+  let jn = (cols + 3u) / 4u; // VEC4_B: vec4 groups of this tile inside the matrix (N % 4 == 0: all or none of a group)
+  let TN4 = TN / 4u;
 
   var acc: array<array<f32, MAX_T>, MAX_T>;
   var bv4: array<vec4<f32>, MAX_T>;
-  if (TRANS_B) {
-    let b_row = (b * p.stride_b + col0 * p.K) / 4u; // vec4 index of bm[col0][0]
+  if (VEC4_A && TRANS_B) {
+    let K4 = p.K / 4u;
+    let a_lane = (base_a + row_lane * p.K) / 4u;
+    let b_row = (base_b + col0 * p.K) / 4u; // vec4 index of bm[col0][0]
     for (var k = 0u; k < K4; k++) {
       let av = a4[a_lane + k];
       for (var j = 0u; j < TN; j++) { bv4[j] = vec4<f32>(bm4[b_row + min(j, cols - 1u) * K4 + k]); }
@@ -110,14 +120,13 @@ fn matmul(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) 
         }
       }
     }
-  } else {
-    let N4 = p.N / 4u;
-    let TN4 = TN / 4u;
-    let b_col = b * p.stride_b + col0; // element index of bm[0][col0]
-    let jn = (cols + 3u) / 4u; // vec4 groups of this tile inside the matrix (N % 4 == 0: all or none of a group)
+  } else if (VEC4_A) {
+    let K4 = p.K / 4u;
+    let a_lane = (base_a + row_lane * p.K) / 4u;
+    let b_col = base_b + col0; // element index of bm[0][col0]
     for (var k = 0u; k < K4; k++) {
       let av = a4[a_lane + k];
-      // bv4[kk · TN4 + jj] (VEC4_B): row 4k + kk, columns col0 + 4·jj … + 3; else bv4[kk][j]
+      // bv4[kk · TN4 + jj] (VEC4_B): row 4k + kk, columns col0 + 4·jj … + 3; else bv4[j][kk]
       for (var kk = 0u; kk < 4u; kk++) {
         let r = (4u * k + kk) * p.N;
         if (VEC4_B) {
@@ -137,11 +146,32 @@ fn matmul(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) 
         }
       }
     }
+  } else {
+    // one k per step: the transposed `a` (dW = dyᵀ·x, the attention's Pᵀ·dO), and odd K
+    var bv: array<f32, MAX_T>;
+    for (var k = 0u; k < p.K; k++) {
+      var av: f32;
+      if (TRANS_A) { av = a[base_a + k * p.M + row_lane]; } else { av = a[base_a + row_lane * p.K + k]; }
+      if (TRANS_B) {
+        for (var j = 0u; j < TN; j++) { bv[j] = f32(bm[base_b + (col0 + min(j, cols - 1u)) * p.K + k]); }
+      } else if (VEC4_B) {
+        for (var jj = 0u; jj < TN4; jj++) {
+          let v = vec4<f32>(bm4[(base_b + k * p.N + col0) / 4u + min(jj, jn - 1u)]);
+          bv[4u * jj] = v.x; bv[4u * jj + 1u] = v.y; bv[4u * jj + 2u] = v.z; bv[4u * jj + 3u] = v.w;
+        }
+      } else {
+        for (var j = 0u; j < TN; j++) { bv[j] = f32(bm[base_b + k * p.N + col0 + min(j, cols - 1u)]); }
+      }
+      for (var i = 0u; i < TM; i++) {
+        let x = row1(av, i);
+        for (var j = 0u; j < TN; j++) { acc[i][j] = fma(x, bv[j], acc[i][j]); }
+      }
+    }
   }
   if (HAS_SECOND) {
     // + (alpha2 / alpha) · a2 · op(bm2) into the same accumulators, k = 0..K2−1 in order
     let f = p.alpha2 / p.alpha;
-    let a2_lane = (row0 + min(lane % TM, rows - 1u)) * p.K2;
+    let a2_lane = row_lane * p.K2;
     for (var k = 0u; k < p.K2; k++) {
       let av = f * a2[a2_lane + k];
       var bv: array<f32, MAX_T>;

@@ -133,8 +133,10 @@ describeGpu('matmul', (gpu) => {
       ['dy·W + s·g·A (the second product), 45×68×76, K2 8, accumulate', { M: 45, N: 68, K: 76, K2: 8, accumulate: true }],
       ['narrow outputs (LoRA rank r): x·Aᵀ 300×8×76, g = dy·B 300×8×76, 300×3×76, 7×1×4', { M: 300, N: 8, K: 76, transB: true }],
       ['', { M: 300, N: 8, K: 76 }], ['', { M: 300, N: 3, K: 76 }], ['', { M: 7, N: 1, K: 4, transB: true }],
-      ['the layouts it leaves to the regular kernel: dW = dyᵀ·x, odd K', { M: 45, N: 65, K: 77, transA: true }],
-      ['', { M: 45, N: 65, K: 77, transB: true }], ['', { M: 45, N: 68, K: 77 }],
+      ['one k per step: dW = dyᵀ·x (N odd, and N % 4 == 0: vec4 columns), TT, odd K, batch 2, bias, accumulate', { M: 45, N: 65, K: 77, transA: true }],
+      ['', { M: 45, N: 68, K: 77, transA: true, batch: 2, accumulate: true }], ['', { M: 45, N: 65, K: 77, transA: true, transB: true, bias: true }],
+      ['', { M: 45, N: 65, K: 77, transB: true }], ['', { M: 45, N: 68, K: 77, alpha: 0.7 }], ['', { M: 300, N: 8, K: 70, transA: true }],
+      ['', { M: 45, N: 65, K: 77, K2: 5, transB: true }],
     ] as const;
 
     it('is runnable where the adapter has subgroups of at least 8 lanes (lavapipe: 8), refused with the reason elsewhere', () => {
@@ -144,7 +146,7 @@ describeGpu('matmul', (gpu) => {
       expect(getMatmulTiles(gpu)).toEqual(runnable[0] ?? DEFAULT_TILES);
     });
 
-    it('every shape it may run gives the reference and, bit for bit, the regular kernel: partial tiles, batch, bias, alpha, accumulate, the second product, narrow outputs, the layouts it hands back', async () => {
+    it('every shape it may run gives the reference and, bit for bit, the regular kernel: partial tiles, batch, bias, alpha, accumulate, the second product, narrow outputs, every layout, odd K', async () => {
       let n = 0;
       for (const [, o] of cases) {
         const regular = await run({ ...o, tiles: DEFAULT_TILES });

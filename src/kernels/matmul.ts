@@ -13,10 +13,9 @@ export interface MatmulTiles {
   WG_Y: number;
   TM: number;
   TN: number;
-  /** shaders/matmul_subgroup.wgsl for x·Wᵀ and dy·W with K % 4 == 0 (TM rows per workgroup of
-   *  WG_X × 1, shared through subgroupBroadcast); the other layouts take the regular kernel with
-   *  DEFAULT_TILES. Needs the `subgroups` feature, WG_Y = 1, TM ≤ the adapter's smallest subgroup
-   *  and WG_X a multiple of its largest (see checkTiles). */
+  /** shaders/matmul_subgroup.wgsl (TM rows per workgroup of WG_X × 1, shared through
+   *  subgroupBroadcast), for every layout. Needs the `subgroups` feature, WG_Y = 1, TM ≤ the
+   *  adapter's smallest subgroup and WG_X a multiple of its largest (see checkTiles). */
   subgroup?: true;
 }
 
@@ -128,7 +127,6 @@ export function matmul(gpu: Gpu, encoder: GPUCommandEncoder, args: MatmulArgs): 
   const second = args.second;
   if (second && (args.transA || batch !== 1)) throw new UsageError('matmul: a second product is supported without transA and for batch 1 only');
   if (second && (args.alpha ?? 1) === 0) throw new UsageError('matmul: a second product needs a nonzero alpha');
-  if (t.subgroup && (args.transA || K % 4 !== 0)) t = DEFAULT_TILES; // the layouts the subgroup kernel leaves to the regular one
   t = fitWidth(t, N, gpu.subgroups?.max ?? 1, gpu.limits.maxComputeWorkgroupSizeY);
   if (t.subgroup) return matmulSubgroup(gpu, encoder, args, t);
   const code = args.bmF16 ? f16(shader) : shader;
@@ -180,28 +178,36 @@ function fitWidth(t: MatmulTiles, N: number, lanes: number, maxY: number): Matmu
   return WG_X === t.WG_X && TN === t.TN ? t : { ...t, WG_X, WG_Y, TN };
 }
 
-/** shaders/matmul_subgroup.wgsl: !transA, K % 4 == 0, tiles checked by checkTiles. */
+/** shaders/matmul_subgroup.wgsl, tiles checked by checkTiles. */
 function matmulSubgroup(gpu: Gpu, encoder: GPUCommandEncoder, args: MatmulArgs, t: MatmulTiles): void {
-  const { M, N } = args;
+  const { M, N, K } = args;
   const batch = args.batch ?? 1;
+  const vec4a = !args.transA && K % 4 === 0;
   const vec4b = !args.transB && N % 4 === 0 && t.TN % 4 === 0;
   const code = args.bmF16 ? f16(subgroupShader) : subgroupShader;
   const pipeline = gpu.pipeline(code, 'matmul', {
     WG_X: t.WG_X,
     TM: t.TM,
     TN: t.TN,
+    TRANS_A: args.transA ? 1 : 0,
     TRANS_B: args.transB ? 1 : 0,
     HAS_BIAS: args.bias ? 1 : 0,
     ACCUMULATE: args.accumulate ? 1 : 0,
+    VEC4_A: vec4a ? 1 : 0,
     VEC4_B: vec4b ? 1 : 0,
     HAS_SECOND: args.second ? 1 : 0,
   });
   const dummy = gpu.scratch('dummy', 16);
-  const vecB = args.transB || vec4b;
+  // each operand bound through the view (vec4 or element) its path reads, a dummy in the other
+  const bm4 = (vec4a && args.transB) || vec4b;
+  const bm1 = (!vec4a && args.transB) || (!args.transB && !vec4b);
   gpu.dispatch(
     encoder,
     pipeline,
-    [params(gpu, args), args.a, vecB ? args.bm : dummy, args.out, args.bias ?? dummy, vecB ? dummy : args.bm, args.second?.a ?? dummy, args.second?.bm ?? dummy],
+    [
+      params(gpu, args), vec4a ? args.a : dummy, bm4 ? args.bm : dummy, args.out, args.bias ?? dummy, bm1 ? args.bm : dummy,
+      args.second?.a ?? dummy, args.second?.bm ?? dummy, vec4a ? dummy : args.a,
+    ],
     [Math.ceil(N / (t.WG_X * t.TN)), Math.ceil(M / t.TM), batch],
   );
 }
