@@ -2,14 +2,14 @@
 // the default), beside tfjs-webgpu's tf.matMul on the same adapter in the same process: the
 // x·Wᵀ layout of a forward (N = M = K) over sizes, and the dy·W layout of a backward.
 import { f32ToF16Bits } from '../src/io/dtype.js';
-import { getMatmulTiles, matmul } from '../src/kernels/matmul.js';
+import { describeTiles, getMatmulTiles, matmul } from '../src/kernels/matmul.js';
 import { bestOf, clockOf, figure, gpuTimer, loadTfjs, pseudoRandom, tfTimer, type BenchContext, type Figures } from './common.js';
 
 export async function matmulFigures(ctx: BenchContext, figs: Figures): Promise<void> {
   const { gpu } = ctx;
   const { tf, why } = await loadTfjs(gpu);
   const t = getMatmulTiles(gpu);
-  const tiles = `${t.WG_X}×${t.WG_Y} invocations of ${t.TM}×${t.TN}`;
+  const tiles = describeTiles(t);
   const runs: [string, number, boolean][] = ctx.quick
     ? [['nt', 256, true], ['nt', 512, true], ['nn', 256, false]]
     : [['nt', 256, true], ['nt', 512, true], ['nt', 1024, true], ['nt', 2048, true], ['nn', 1024, false]];

@@ -7,6 +7,7 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../src/errors.js';
+import { describeTiles } from '../src/kernels/matmul.js';
 import type { Gpu } from '../src/gpu/gpu.js';
 import { attentionFigures } from '../bench/attention.js';
 import type { BenchContext, Figures } from '../bench/common.js';
@@ -108,7 +109,7 @@ export async function run(argv: string[]): Promise<number> {
   say('opening the GPU, matmul tiles');
   const { gpu, tiles, tilesFile, tilesFrom } = await tunedGpu();
   const software = isSoftware(gpu);
-  const tileLine = `matmul tiles ${tiles.WG_X}×${tiles.WG_Y} invocations of ${tiles.TM}×${tiles.TN}: ${tilesFrom === 'cache' ? `from the autotuner's cache (${tilesFile})` : tilesFrom === 'timed' ? `autotuned now${tilesFile ? `, cached in ${tilesFile}` : ' (not cached: --no-cache)'}` : 'autotuned earlier in this process'}`;
+  const tileLine = `matmul tiles ${describeTiles(tiles)}: ${tilesFrom === 'cache' ? `from the autotuner's cache (${tilesFile})` : tilesFrom === 'timed' ? `autotuned now${tilesFile ? `, cached in ${tilesFile}` : ' (not cached: --no-cache)'}` : 'autotuned earlier in this process'}`;
   progress.log(`bench: adapter ${gpu.info.description || gpu.info.device} (${gpu.info.vendor}, ${gpu.info.architecture}, ${gpu.info.backend})${software ? ', a software renderer' : ''}`);
   progress.log(`bench: ${tileLine}`);
 

@@ -1,6 +1,7 @@
 // zpd-wgpu doctor: what this machine's WebGPU adapter is and can do, plus a matmul self-test.
 import { parseArgs } from 'node:util';
 import { tunedGpu } from './gpu.js';
+import { describeTiles } from '../src/kernels/matmul.js';
 import { matmulSelfTest, modelSelfTest } from './selftest.js';
 import { decide, measureBackends } from '../src/wasm/select.js';
 
@@ -54,7 +55,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`features     ${report.features.join(', ') || '(none)'}`);
     console.log('limits');
     for (const [k, v] of Object.entries(limits)) console.log(`  ${k.padEnd(36)} ${v}`);
-    console.log(`matmul tiles ${tiles.WG_X}×${tiles.WG_Y} invocations of ${tiles.TM}×${tiles.TN} (${tilesFrom === 'cache' ? 'from the cache' : 'autotuned now'}; ${tilesFile ? `cache ${tilesFile}` : 'not cached: --no-cache'})`);
+    console.log(`matmul tiles ${describeTiles(tiles)} (${tilesFrom === 'cache' ? 'from the cache' : 'autotuned now'}; ${tilesFile ? `cache ${tilesFile}` : 'not cached: --no-cache'})`);
     console.log(
       `matmul       ${self.shape.join('×')} f32: ${self.gflops.toFixed(2)} GFLOP/s (${self.clock} clock), ` +
         `max |err| vs CPU reference ${self.maxError.toExponential(2)} — ${self.ok ? 'OK' : 'WRONG RESULTS'}`,

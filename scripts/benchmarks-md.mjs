@@ -51,7 +51,7 @@ export function render(files) {
         `${esc(a.description || a.device)} (${esc(a.vendor)}, ${esc(a.architecture)}, ${esc(a.backend)}); ` +
           `${m.cpus} CPUs (${esc(m.cpuModel)}), load average ${m.loadAverage} at the end, Node ${m.node}; ` +
           `${run.date.slice(0, 10)}, \`bench/results/${run.name}\`, ${run.seconds} s. ` +
-          `Matmul tiles ${t.WG_X}×${t.WG_Y} of ${t.TM}×${t.TN} (${t.from === 'cache' ? "from the autotuner's cache" : 'autotuned in this run'}).`,
+          `Matmul tiles ${t.WG_X}×${t.WG_Y} of ${t.TM}×${t.TN}${t.subgroup ? ', subgroup kernel' : ''} (${t.from === 'cache' ? "from the autotuner's cache" : 'autotuned in this run'}).`,
         '',
         table(run),
         '',

@@ -1,6 +1,8 @@
-// Wrapper for shaders/matmul.wgsl: out[b] = alpha · op(a[b]) · op(bm[b]) (+ bias) (+ out[b]).
-// `bm` may be f16 (bmF16: a Uint16Array of IEEE half bits, see src/io/dtype.ts) where the
-// adapter has shader-f16: the frozen base weight of a linear layer. Accumulation is f32.
+// Wrapper for shaders/matmul.wgsl and shaders/matmul_subgroup.wgsl (the tiles choose):
+// out[b] = alpha · op(a[b]) · op(bm[b]) (+ bias) (+ out[b]). Both kernels sum every output in the
+// same order, so they give the same bits. `bm` may be f16 (bmF16: a Uint16Array of IEEE half bits,
+// see src/io/dtype.ts) where the adapter has shader-f16: the frozen base weight of a linear layer.
+// Accumulation is f32.
 import shader from '../../shaders/matmul.wgsl';
 import subgroupShader from '../../shaders/matmul_subgroup.wgsl';
 import { LimitError, UsageError } from '../errors.js';
@@ -19,11 +21,17 @@ export interface MatmulTiles {
   subgroup?: true;
 }
 
-/** Used until autotuneMatmul picks for the adapter (the CLI does, once, and caches it): what the
- *  autotuner chose on lavapipe (2 cores) in every run of 2026-12-01, 16×4 invocations of 4×8; timed
+/** The regular kernel's default, used until autotuneMatmul picks for the adapter (the CLI does,
+ *  once, and caches it) where the subgroup kernel cannot run (see getMatmulTiles): what the
+ *  autotuner chose among the regular shapes on lavapipe (2 cores) in every run of 2026-12-01; timed
  *  interleaved with the others (bench/profile-dev/tiles.ts), it is the fastest or within noise of it
  *  for x·Wᵀ and dy·W at 512 and 1024 and at the tiny LoRA step's shapes. */
 export const DEFAULT_TILES: MatmulTiles = { WG_X: 16, WG_Y: 4, TM: 4, TN: 8 };
+
+/** "32×1 invocations of 8×4, subgroup kernel": tiles as the CLI and the benchmark print them. */
+export function describeTiles(t: MatmulTiles): string {
+  return `${t.WG_X}×${t.WG_Y} invocations of ${t.TM}×${t.TN}${t.subgroup ? ', subgroup kernel' : ''}`;
+}
 
 /** The subgroup kernel's shapes the autotuner tries where checkTiles allows them; the first is the
  *  default there. On lavapipe (2 cores, 8-lane subgroups), timed round-robin best of 6
@@ -36,8 +44,8 @@ export const SUBGROUP_CANDIDATES: MatmulTiles[] = [
   { WG_X: 32, WG_Y: 1, TM: 4, TN: 4, subgroup: true },
 ];
 
-/** The register tile limit of shaders/matmul.wgsl (its `const MAX_T`), read from the shader. */
-export const MAX_T = Number(/const MAX_T = (\d+)u;/.exec(shader)?.[1] ?? NaN);
+/** The register tile limit of both matmul shaders (their `const MAX_T`), read from the shaders. */
+export const MAX_T = Math.min(...[shader, subgroupShader].map((s) => Number(/const MAX_T = (\d+)u;/.exec(s)?.[1] ?? NaN)));
 
 /** The tile shapes the autotuner tries (TM, TN ≤ the shader's MAX_T). */
 export const TILE_CANDIDATES: MatmulTiles[] = [
