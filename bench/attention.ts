@@ -8,7 +8,7 @@
 // so the unfused path, which computes full squares, is charged for what it wastes.
 // The unfused path is validated against the fused one at the first size before timing.
 import type { Gpu } from '../src/gpu/gpu.js';
-import { attentionBackward, attentionBackwardPath, attentionForward } from '../src/kernels/attention.js';
+import { attentionBackward, attentionPath, attentionForward } from '../src/kernels/attention.js';
 import { matmul } from '../src/kernels/matmul.js';
 import { bestOf, clockOf, figure, gpuTimer, type BenchContext, type Figures } from './common.js';
 
@@ -105,9 +105,10 @@ export async function attentionFigures(ctx: BenchContext, figs: Figures): Promis
     const out = gpu.buffer(hq.byteLength), lse = gpu.buffer(B * Hq * T * 4);
     const dq = gpu.buffer(hq.byteLength), dk = gpu.buffer(hk.byteLength), dv = gpu.buffer(hk.byteLength);
     const fwd = (e: GPUCommandEncoder) => attentionForward(gpu, e, { q, k, v, out, lse, seg, B, Tq: T, Tk: T, Hq, Hkv, D });
+    const fwdFused = (e: GPUCommandEncoder) => attentionForward(gpu, e, { q, k, v, out, lse, seg, B, Tq: T, Tk: T, Hq, Hkv, D, path: 'fused' });
     const bwd = (e: GPUCommandEncoder) => attentionBackward(gpu, e, { q, k, v, out, lse, dout, seg, dq, dk, dv, B, T, Hq, Hkv, D });
     const bwdFused = (e: GPUCommandEncoder) => attentionBackward(gpu, e, { q, k, v, out, lse, dout, seg, dq, dk, dv, B, T, Hq, Hkv, D, path: 'fused' });
-    const path = attentionBackwardPath(gpu, { B, T, Hq });
+    const path = attentionPath(gpu, { B, T, Hq });
     // unfused: head-major layouts, batch = B·Hkv, M = G·T
     const batch = B * Hkv, M = G * T;
     const uq = gpu.buffer(toHeadMajor(hq, B, T, Hq, D)), uk = gpu.buffer(toHeadMajor(hk, B, T, Hkv, D));
@@ -131,21 +132,28 @@ export async function attentionFigures(ctx: BenchContext, figs: Figures): Promis
     };
     if (n === 0) {
       // both paths agree (forward, then backward from the same forward) before anything is timed
+      // (and the fused forward's output equals the runtime's)
+      gpu.submit((e) => { fwdFused(e); });
+      const fusedOut = await gpu.readF32(out);
       gpu.submit((e) => { fwd(e); bwd(e); ufwd(e); ubwd(e); });
       const pairs: [string, GPUBuffer, GPUBuffer, number][] = [['out', out, uo, Hq], ['dq', dq, udq, Hq], ['dk', dk, udk, Hkv], ['dv', dv, udv, Hkv]];
       for (const [name, f, uf, H] of pairs) {
         const diff = maxDiff(toHeadMajor(await gpu.readF32(f), B, T, H, D), await gpu.readF32(uf));
         if (!(diff < 1e-3)) throw new Error(`bench attention: ours and the unfused path differ in ${name} by ${diff}`);
       }
+      const diff = maxDiff(fusedOut, await gpu.readF32(out));
+      if (!(diff < 1e-3)) throw new Error(`bench attention: the fused and the runtime's forward differ by ${diff}`);
     }
     const fwdFlop = (4 * B * Hq * T * T * D) / 2; // causal half of q·kᵀ and p·v
     const bwdFlop = 2.5 * fwdFlop; // s (recomputed), dp, dv, dq, dk
-    const [tf, tuf, tb, tub, tbf] = await bestOf([gpuTimer(gpu, fwd), gpuTimer(gpu, ufwd), gpuTimer(gpu, bwd), gpuTimer(gpu, ubwd), path === 'fused' ? null : gpuTimer(gpu, bwdFused)], reps);
+    const unfused = path !== 'fused';
+    const [tf, tuf, tb, tub, tbf, tff] = await bestOf([gpuTimer(gpu, fwd), gpuTimer(gpu, ufwd), gpuTimer(gpu, bwd), gpuTimer(gpu, ubwd), unfused ? gpuTimer(gpu, bwdFused) : null, unfused ? gpuTimer(gpu, fwdFused) : null], reps);
     const what = (pass: string) => `${pass}, B${B} T${T} Hq${Hq}/Hkv${Hkv} D${D}, causal; GFLOP/s of the causal work; unfused needs ${((pass === 'forward' ? 1 : 2) * sBytes / 2 ** 20).toFixed(1)} MiB of scores; best of ${reps} alternating, ${clockOf(gpu)}`;
     const peer = 'unfused matmul → softmax → matmul, same adapter';
-    figs[`attention.fwd.T${T}`] = figure(what('forward'), fwdFlop / tf / 1e6, 'GFLOP/s', peer, fwdFlop / tuf / 1e6);
+    figs[`attention.fwd.T${T}`] = figure(`${what('forward')}; the runtime's attentionForward, which takes the ${path} path here (its head-major copies included)`, fwdFlop / tf / 1e6, 'GFLOP/s', peer, fwdFlop / tuf / 1e6);
+    if (unfused) figs[`attention.fwd.fused.T${T}`] = figure(`${what('forward')}; the fused kernel (what runs where the scores do not fit, and with a KV cache)`, fwdFlop / tff / 1e6, 'GFLOP/s', peer, fwdFlop / tuf / 1e6);
     figs[`attention.bwd.T${T}`] = figure(`${what('backward')}; the runtime's attentionBackward, which takes the ${path} path here (its head-major copies included)`, bwdFlop / tb / 1e6, 'GFLOP/s', peer, bwdFlop / tub / 1e6);
-    if (path !== 'fused') figs[`attention.bwd.fused.T${T}`] = figure(`${what('backward')}; the fused kernels (what runs where the scores do not fit)`, bwdFlop / tbf / 1e6, 'GFLOP/s', peer, bwdFlop / tub / 1e6);
+    if (unfused) figs[`attention.bwd.fused.T${T}`] = figure(`${what('backward')}; the fused kernels (what runs where the scores do not fit)`, bwdFlop / tbf / 1e6, 'GFLOP/s', peer, bwdFlop / tub / 1e6);
     for (const b of [q, k, v, dout, seg, out, lse, dq, dk, dv, uq, uk, uv, udo, S, dP, uo, udq, udk, udv]) b.destroy();
   }
 }

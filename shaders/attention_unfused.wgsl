@@ -1,7 +1,8 @@
-// attention_unfused.wgsl — the helpers of the unfused attention backward (src/kernels/attention.ts
-// attentionBackward, where the T×T scores fit): the backward as matmuls over head-major copies,
-//   S = Q·Kᵀ, dP = dO·Vᵀ  →  P = mask · exp(scale·S − lse), dS = P ⊙ (dP − delta)  (this file)
-//   dV = Pᵀ·dO, dQ = scale·dS·K, dK = scale·dSᵀ·Q
+// attention_unfused.wgsl — the helpers of the unfused attention (src/kernels/attention.ts, where the
+// T×T scores fit): forward and backward as matmuls over head-major copies,
+//   forward   S = Q·Kᵀ  →  P = softmax(mask · scale·S), lse (softmax_rows, this file)  →  O = P·V
+//   backward  S = Q·Kᵀ, dP = dO·Vᵀ  →  P = mask · exp(scale·S − lse), dS = P ⊙ (dP − delta)  (probs)
+//             dV = Pᵀ·dO, dQ = scale·dS·K, dK = scale·dSᵀ·Q
 // with GQA as batches over kv heads: the G query heads of kv head hk are G·T consecutive rows.
 //
 //   token-major x (B, T, H, D)  ↔  head-major xh (B, H, T, D)   (H = Hq or Hkv)
@@ -29,11 +30,13 @@ struct Params {
 // permute
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-// probs
+// probs (softmax_rows: s, lse as binding 2, seg as binding 3)
 @group(0) @binding(1) var<storage, read_write> s: array<f32>;  // S in, P out
 @group(0) @binding(2) var<storage, read_write> dp: array<f32>; // dP in, dS out
 @group(0) @binding(3) var<storage, read> ld: array<f32>;
 @group(0) @binding(4) var<storage, read> seg: array<i32>;
+@group(0) @binding(2) var<storage, read_write> lse_out: array<f32>; // (B, Hq, T)
+@group(0) @binding(3) var<storage, read> seg_f: array<i32>;
 
 fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return gid.x + gid.y * nwg.x * WG;
@@ -77,4 +80,51 @@ fn probs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
   let pr = select(0.0, exp(s[e] * p.scale - ld[row]), ok);
   s[e] = pr;
   dp[e] = pr * (dp[e] - ld[p.B * p.H * T + row]);
+}
+
+// The forward's masked softmax over each row of S in place, and lse = m + log Σ exp(scale·S − m)
+// (0 for a query that attends nothing: its P row is all 0). One workgroup per row
+// (b·Hq + h)·T + i; WG (a power of two) invocations stride over the T keys, and their maxima and
+// sums meet in a fixed tree: deterministic. The mask is probs' rule.
+var<workgroup> red: array<f32, WG>;
+
+fn tree(lid: u32, is_max: bool) -> f32 {
+  for (var w = WG / 2u; w > 0u; w /= 2u) {
+    workgroupBarrier();
+    if (lid < w) { red[lid] = select(red[lid] + red[lid + w], max(red[lid], red[lid + w]), is_max); }
+  }
+  workgroupBarrier();
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+@compute @workgroup_size(WG)
+fn softmax_rows(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let lid = lid3.x;
+  let T = p.T;
+  let row = wid.x + wid.y * nwg.x; // the same for the whole workgroup
+  if (row >= p.B * p.H * T) { return; }
+  let i = row % T;
+  let b = row / (p.H * T);
+  let si = seg_f[b * T + i];
+  let base = row * T;
+  var m = -3.0e38;
+  for (var j = lid; j < T; j += WG) {
+    if (j <= i && si >= 0 && seg_f[b * T + j] == si) { m = max(m, s[base + j] * p.scale); }
+  }
+  red[lid] = m;
+  m = tree(lid, true);
+  var l = 0.0;
+  for (var j = lid; j < T; j += WG) {
+    if (j <= i && si >= 0 && seg_f[b * T + j] == si) { l += exp(s[base + j] * p.scale - m); }
+  }
+  red[lid] = l;
+  l = tree(lid, false);
+  let inv = select(0.0, 1.0 / l, l > 0.0);
+  for (var j = lid; j < T; j += WG) {
+    let ok = j <= i && si >= 0 && seg_f[b * T + j] == si;
+    s[base + j] = select(0.0, exp(s[base + j] * p.scale - m) * inv, ok);
+  }
+  if (lid == 0u) { lse_out[row] = select(0.0, m + log(l), l > 0.0); }
 }

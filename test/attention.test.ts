@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
 import { UsageError } from '../src/errors.js';
-import { attentionBackward, attentionBackwardPath, attentionForward, UNFUSED_SCORES_MAX_BYTES, type AttentionTiles } from '../src/kernels/attention.js';
+import { attentionBackward, attentionPath, attentionForward, UNFUSED_SCORES_MAX_BYTES, type AttentionTiles } from '../src/kernels/attention.js';
 import { attentionBackwardRef, attentionRef } from '../src/reference/attention.js';
 import { checkOp, expectClose, randn } from './helpers/check.js';
 import { describeGpu } from './helpers/gpu.js';
@@ -19,7 +19,7 @@ describeGpu('attention', (gpu) => {
   interface Case {
     B: number; T: number; Hq: number; Hkv: number; D: number;
     seg: Int32Array; tiles?: AttentionTiles; scale?: number;
-    path?: 'fused' | 'unfused'; // the backward's (default: both where a test loops over PATHS)
+    path?: 'fused' | 'unfused'; // the forward's and the backward's (default: both where a test loops over PATHS)
   }
   const PATHS = ['fused', 'unfused'] as const;
 
@@ -31,7 +31,7 @@ describeGpu('attention', (gpu) => {
     gpu.submit((enc) =>
       attentionForward(gpu, enc, {
         q: gpu.buffer(x.q), k: gpu.buffer(x.k), v: gpu.buffer(x.v), out, lse, seg: gpu.buffer(c.seg),
-        B, Tq: T, Tk: T, Hq, Hkv, D, scale: c.scale, tiles: c.tiles,
+        B, Tq: T, Tk: T, Hq, Hkv, D, scale: c.scale, tiles: c.tiles, path: c.path,
       }),
     );
     return { out: await gpu.readF32(out, B * T * Hq * D), lse: await gpu.readF32(lse, B * Hq * T) };
@@ -46,7 +46,7 @@ describeGpu('attention', (gpu) => {
     const nan = (n: number) => gpu.buffer(new Float32Array(n).fill(NaN));
     const dq = nan(B * T * Hq * D), dk = nan(B * T * Hkv * D), dv = nan(B * T * Hkv * D);
     gpu.submit((enc) => {
-      attentionForward(gpu, enc, { q, k, v, out, lse, seg, B, Tq: T, Tk: T, Hq, Hkv, D, scale: c.scale, tiles: c.tiles });
+      attentionForward(gpu, enc, { q, k, v, out, lse, seg, B, Tq: T, Tk: T, Hq, Hkv, D, scale: c.scale, tiles: c.tiles, path: c.path });
       attentionBackward(gpu, enc, { q, k, v, out, lse, seg, dout: gpu.buffer(dout), dq, dk, dv, B, T, Hq, Hkv, D, scale: c.scale, tiles: c.tiles, path: c.path });
     });
     return {
@@ -124,7 +124,7 @@ describeGpu('attention', (gpu) => {
     }
   });
 
-  it.each(PATHS)('padding queries give out 0, finite lse and exactly zero gradients; padding keys get zero dk, dv (%s backward)', async (path) => {
+  it.each(PATHS)('padding queries give out 0, finite lse and exactly zero gradients; padding keys get zero dk, dv (%s paths)', async (path) => {
     const c: Case = { B: 1, T: 24, Hq: 2, Hkv: 1, D: 16, seg: segments(24, [[10, 6]]), tiles: D16_TILES, path };
     const x = { q: randn(24 * 2 * 16, 1), k: randn(24 * 16, 2), v: randn(24 * 16, 3) };
     const f = await forward(c, x);
@@ -142,7 +142,7 @@ describeGpu('attention', (gpu) => {
     }
   });
 
-  it.each(PATHS)('extreme scores (±1e4): the online max keeps everything finite and right (%s backward)', async (path) => {
+  it.each(PATHS)('extreme scores (±1e4): the online max keeps everything finite and right (%s paths)', async (path) => {
     const [B, T, Hq, Hkv, D] = [1, 45, 2, 1, 16];
     const c: Case = { B, T, Hq, Hkv, D, seg: segments(T, [[45]]), tiles: D16_TILES, path };
     const x = { q: randn(B * T * Hq * D, 3, -100, 100), k: randn(B * T * Hkv * D, 4, -100, 100), v: randn(B * T * Hkv * D, 5) };
@@ -161,7 +161,7 @@ describeGpu('attention', (gpu) => {
     expectClose('extreme dv', g.dv, rg.dv, { atol: 1e-4, rtol: 1e-4 });
   });
 
-  it.each(PATHS)('is bit-identical when run twice (forward and %s backward)', async (path) => {
+  it.each(PATHS)('is bit-identical when run twice (forward and backward, %s)', async (path) => {
     const c: Case = { B: 2, T: 45, Hq: 4, Hkv: 1, D: 64, seg: segments(45, [[20, 20], [45]]), path };
     const x = { q: randn(2 * 45 * 4 * 64, 1), k: randn(2 * 45 * 64, 2), v: randn(2 * 45 * 64, 3) };
     const dout = randn(2 * 45 * 4 * 64, 4);
@@ -171,13 +171,21 @@ describeGpu('attention', (gpu) => {
     expect(close(g1.dq, g2.dq) && close(g1.dk, g2.dk) && close(g1.dv, g2.dv)).toBe(true);
   });
 
-  it('the backward takes the unfused path where the T×T scores fit, the fused one beyond', () => {
+  it('the forward and the backward take the unfused path where the T×T scores fit, the fused one beyond; the forward with a KV cache is fused', async () => {
     const limit = Math.min(UNFUSED_SCORES_MAX_BYTES, gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
-    expect(attentionBackwardPath(gpu, { B: 8, T: 128, Hq: 4 })).toBe('unfused'); // the bench's tiny step: 2 MiB of scores
+    expect(attentionPath(gpu, { B: 8, T: 128, Hq: 4 })).toBe('unfused'); // the bench's tiny step: 2 MiB of scores
     const T = Math.ceil(Math.sqrt(limit / 4 / 16)) + 1; // B·Hq = 16
-    expect(attentionBackwardPath(gpu, { B: 4, T, Hq: 4 })).toBe('fused');
-    expect(attentionBackwardPath(gpu, { B: 4, T, Hq: 4, path: 'unfused' })).toBe('unfused');
-    expect(attentionBackwardPath(gpu, { B: 1, T: 8, Hq: 1, path: 'fused' })).toBe('fused');
+    expect(attentionPath(gpu, { B: 4, T, Hq: 4 })).toBe('fused');
+    expect(attentionPath(gpu, { B: 4, T, Hq: 4, path: 'unfused' })).toBe('unfused');
+    expect(attentionPath(gpu, { B: 1, T: 8, Hq: 1, path: 'fused' })).toBe('fused');
+    // a cache (Tq < Tk): auto runs the fused kernel (right answer), unfused is refused
+    const [Hq, Hkv, D, Tk] = [2, 1, 16, 9];
+    const seg = new Int32Array(Tk), q = randn(Hq * D, 1), k = randn(Tk * Hkv * D, 2), v = randn(Tk * Hkv * D, 3);
+    const out = gpu.buffer(Hq * D * 4), lse = gpu.buffer(Hq * 4);
+    const args = { q: gpu.buffer(q), k: gpu.buffer(k), v: gpu.buffer(v), out, lse, seg: gpu.buffer(seg), B: 1, Tq: 1, Tk, Hq, Hkv, D };
+    gpu.submit((enc) => attentionForward(gpu, enc, args));
+    expectClose('cache, auto', await gpu.readF32(out), attentionRef({ q, k, v, seg, B: 1, Tq: 1, Tk, Hq, Hkv, D }).out, TOL);
+    gpu.submit((enc) => expect(() => attentionForward(gpu, enc, { ...args, path: 'unfused' })).toThrow(/unfused forward needs Tq = Tk = kvCapacity/));
   });
 
   it('refuses unsupported shapes with a UsageError', () => {

@@ -7,7 +7,7 @@ import shader from '../../shaders/attention.wgsl';
 import unfusedShader from '../../shaders/attention_unfused.wgsl';
 import { LimitError, UsageError } from '../errors.js';
 import type { Gpu } from '../gpu/gpu.js';
-import { grid1d } from './elementwise.js';
+import { grid1d, ROW_WG } from './elementwise.js';
 import { matmul } from './matmul.js';
 
 /** Rows per workgroup (one per invocation) and keys per online-softmax chunk (forward). */
@@ -81,15 +81,30 @@ export interface AttentionForwardArgs {
   /** Default 1/sqrt(D). */
   scale?: number;
   tiles?: AttentionTiles;
+  /** fused (the online-softmax kernel), unfused (matmuls over the T×T scores; training and scoring
+   *  shapes only: Tq = Tk = kvCapacity), or auto [auto]: unfused where attentionPath says so. */
+  path?: 'auto' | 'fused' | 'unfused';
+  /** A buffer the caller has free during the forward that the unfused path may use for the scores (when big enough). */
+  workspace?: GPUBuffer;
 }
 
-/** Encode out = softmax(scale·q·kᵀ + mask)·v and lse into `encoder`. */
+/**
+ * Encode out = softmax(scale·q·kᵀ + mask)·v and lse into `encoder`. Fused: one online-softmax
+ * kernel, for any shape (a KV cache included). Unfused, for Tq = Tk = kvCapacity where the scores
+ * fit (attentionPath): head-major copies, S = Q·Kᵀ, the masked row softmax, O = P·V — on lavapipe
+ * 1.3–1.8× the fused kernel at T 128–1024 (`zpd-wgpu bench --only attention`), for the reason the
+ * backward's unfused path is faster; the tiny LoRA step 8 % faster at T 128, 15 % at T 512
+ * (bench/profile-dev/ab.ts). The scores go into `workspace` when it is big enough.
+ */
 export function attentionForward(gpu: Gpu, encoder: GPUCommandEncoder, a: AttentionForwardArgs): void {
   const s: Shape = {
     B: a.B, Tq: a.Tq, Tk: a.Tk, Hq: a.Hq, Hkv: a.Hkv, D: a.D,
     qOffset: a.qOffset ?? a.Tk - a.Tq, kvCapacity: a.kvCapacity ?? a.Tk, scale: a.scale ?? 1 / Math.sqrt(a.D),
   };
   validate(s);
+  const whole = s.Tq === s.Tk && s.qOffset === 0 && s.kvCapacity === s.Tk;
+  if (a.path === 'unfused' && !whole) throw new UsageError('attention: the unfused forward needs Tq = Tk = kvCapacity (no KV cache)');
+  if (whole && attentionPath(gpu, { B: a.B, T: a.Tq, Hq: a.Hq, path: a.path }) === 'unfused') return unfusedForward(gpu, encoder, a, s.scale);
   const t = tilesFor(gpu, a.tiles);
   const pipeline = gpu.pipeline(shader, 'attention_forward', { HEAD_DIM: a.D, ROWS: t.ROWS, TILE: t.TILE });
   gpu.dispatch(encoder, pipeline, [gpu.uniform(params(s)), a.q, a.k, a.v, a.seg, a.out, a.lse], [Math.ceil(a.Tq / t.ROWS), a.Hq, a.B]);
@@ -113,23 +128,23 @@ export interface AttentionBackwardArgs {
   D: number;
   scale?: number;
   tiles?: AttentionTiles;
-  /** fused (the FlashAttention-2 style kernels), unfused (matmuls over the T×T scores), or auto [auto]: see attentionBackwardPath. */
+  /** fused (the FlashAttention-2 style kernels), unfused (matmuls over the T×T scores), or auto [auto]: see attentionPath. */
   path?: 'auto' | 'fused' | 'unfused';
   /** Buffers the caller has free during the backward that the unfused path may use for the scores and their gradient (each used when big enough). */
   workspace?: [GPUBuffer?, GPUBuffer?];
 }
 
 /**
- * The scores of the unfused backward may take at most this many bytes (each of S and dP): beyond
- * it the fused kernels run, whose memory does not grow with T². At or below it the unfused path
- * runs: on lavapipe it measured 2–2.3× the fused backward at T 128–1024 (bench/results), since its
- * work is the matmul kernel's, which runs about twice as fast per FLOP there as the fused kernels'
- * per-invocation rows, and the fused backward computes the scores twice (dq, then dk/dv).
+ * The scores of the unfused paths may take at most this many bytes (each of S and dP): beyond it
+ * the fused kernels run, whose memory does not grow with T². At or below it the unfused paths run:
+ * on lavapipe the backward measured 2.1–3.4× the fused one at T 128–1024 (bench/results), since
+ * its work is the matmul kernel's, which runs several times as fast per FLOP there as the fused
+ * kernels' per-invocation rows, and the fused backward computes the scores twice (dq, then dk/dv).
  */
 export const UNFUSED_SCORES_MAX_BYTES = 32 * 2 ** 20;
 
-/** Which path attentionBackward takes for this shape: unfused when its T×T scores fit (UNFUSED_SCORES_MAX_BYTES and the binding limits). */
-export function attentionBackwardPath(gpu: Gpu, a: Pick<AttentionBackwardArgs, 'B' | 'T' | 'Hq' | 'path'>): 'fused' | 'unfused' {
+/** Which path attentionForward (training and scoring shapes) and attentionBackward take: unfused when the T×T scores fit (UNFUSED_SCORES_MAX_BYTES and the binding limits). */
+export function attentionPath(gpu: Gpu, a: Pick<AttentionBackwardArgs, 'B' | 'T' | 'Hq' | 'path'>): 'fused' | 'unfused' {
   if (a.path === 'fused' || a.path === 'unfused') return a.path;
   const bytes = a.B * a.Hq * a.T * a.T * 4;
   return bytes <= Math.min(UNFUSED_SCORES_MAX_BYTES, gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize) ? 'unfused' : 'fused';
@@ -139,7 +154,7 @@ export function attentionBackwardPath(gpu: Gpu, a: Pick<AttentionBackwardArgs, '
  * Encode the backward of attentionForward for training (Tq = Tk = T, no cache). Both paths start
  * with the delta pre-pass into scratch 'attention.ld' (lse and delta, 2·B·Hq·T floats). Fused: dq,
  * then dk and dv (8 storage buffers at most: WebGPU's baseline limit). Unfused (where the scores
- * fit; attentionBackwardPath): shaders/attention_unfused.wgsl's head-major copies, six matmuls
+ * fit; attentionPath): shaders/attention_unfused.wgsl's head-major copies, five matmuls
  * and the masked softmax gradient in between; the same sums in another order (f32 rounding).
  */
 export function attentionBackward(gpu: Gpu, encoder: GPUCommandEncoder, a: AttentionBackwardArgs): void {
@@ -150,7 +165,7 @@ export function attentionBackward(gpu: Gpu, encoder: GPUCommandEncoder, a: Atten
   const ld = gpu.scratch('attention.ld', 2 * a.B * a.Hq * a.T * 4);
   const WG = 64;
   gpu.dispatch(encoder, gpu.pipeline(shader, 'attention_delta', { HEAD_DIM: a.D, WG }), [u(), a.out, a.dout, a.lse, ld], grid1d(gpu, a.B * a.T * a.Hq, WG));
-  if (attentionBackwardPath(gpu, a) === 'unfused') return unfusedBackward(gpu, encoder, a, s.scale, ld);
+  if (attentionPath(gpu, a) === 'unfused') return unfusedBackward(gpu, encoder, a, s.scale, ld);
   const c = { HEAD_DIM: a.D, ROWS: t.ROWS, TILE: t.TILE };
   gpu.dispatch(encoder, gpu.pipeline(shader, 'attention_backward_dq', c), [u(), a.q, a.k, a.v, a.seg, ld, a.dout, a.dq],
     [Math.ceil(a.T / t.ROWS), a.Hq, a.B]);
@@ -158,10 +173,9 @@ export function attentionBackward(gpu: Gpu, encoder: GPUCommandEncoder, a: Atten
     [Math.ceil(a.T / t.ROWS), a.Hkv, a.B]);
 }
 
-function unfusedBackward(gpu: Gpu, enc: GPUCommandEncoder, a: AttentionBackwardArgs, scale: number, ld: GPUBuffer): void {
-  const { B, T, Hq, Hkv, D } = a;
-  const G = Hq / Hkv, batch = B * Hkv, GT = G * T, WG = 64;
-  const qBytes = B * T * Hq * D * 4, kvBytes = B * T * Hkv * D * 4, sBytes = B * Hq * T * T * 4;
+/** The unfused paths' head-major copies and their uniforms (shaders/attention_unfused.wgsl). */
+function unfusedHelpers(gpu: Gpu, enc: GPUCommandEncoder, B: number, T: number, D: number, scale: number) {
+  const WG = 64;
   const up = (H: number) => {
     const b = new ArrayBuffer(32);
     new Uint32Array(b, 0, 4).set([B, T, H, D]);
@@ -170,6 +184,32 @@ function unfusedBackward(gpu: Gpu, enc: GPUCommandEncoder, a: AttentionBackwardA
   };
   const permute = (src: GPUBuffer, dst: GPUBuffer, H: number, toHeadMajor: boolean) =>
     gpu.dispatch(enc, gpu.pipeline(unfusedShader, 'permute', { WG, TO_HEAD_MAJOR: toHeadMajor ? 1 : 0 }), [up(H), src, dst], grid1d(gpu, B * T * H * D, WG));
+  return { up, permute, WG };
+}
+
+function unfusedForward(gpu: Gpu, enc: GPUCommandEncoder, a: AttentionForwardArgs, scale: number): void {
+  const { B, Tq: T, Hq, Hkv, D } = a;
+  const G = Hq / Hkv, batch = B * Hkv, GT = G * T;
+  const { up, permute } = unfusedHelpers(gpu, enc, B, T, D, scale);
+  const sBytes = B * Hq * T * T * 4;
+  // the backward's scratch names: one set of copies serves both
+  const qh = gpu.scratch('attention.qh', B * T * Hq * D * 4), kh = gpu.scratch('attention.kh', B * T * Hkv * D * 4);
+  const vh = gpu.scratch('attention.vh', B * T * Hkv * D * 4);
+  const S = a.workspace && a.workspace.size >= sBytes ? a.workspace : gpu.scratch('attention.s', sBytes);
+  permute(a.q, qh, Hq, true);
+  permute(a.k, kh, Hkv, true);
+  permute(a.v, vh, Hkv, true);
+  matmul(gpu, enc, { a: qh, bm: kh, out: S, M: GT, N: T, K: D, batch, transB: true }); // S = Q·Kᵀ
+  gpu.dispatch(enc, gpu.pipeline(unfusedShader, 'softmax_rows', { WG: ROW_WG }), [up(Hq), S, a.lse, a.seg], grid1d(gpu, B * Hq * T * ROW_WG, ROW_WG)); // P, lse
+  matmul(gpu, enc, { a: S, bm: vh, out: qh, M: GT, N: D, K: T, batch }); // O = P·V, into the spent Q copy
+  permute(qh, a.out, Hq, false);
+}
+
+function unfusedBackward(gpu: Gpu, enc: GPUCommandEncoder, a: AttentionBackwardArgs, scale: number, ld: GPUBuffer): void {
+  const { B, T, Hq, Hkv, D } = a;
+  const G = Hq / Hkv, batch = B * Hkv, GT = G * T;
+  const qBytes = B * T * Hq * D * 4, kvBytes = B * T * Hkv * D * 4, sBytes = B * Hq * T * T * 4;
+  const { up, permute, WG } = unfusedHelpers(gpu, enc, B, T, D, scale);
   const space = (i: 0 | 1, name: string) => {
     const w = a.workspace?.[i];
     return w && w.size >= sBytes ? w : gpu.scratch(name, sBytes);

@@ -5,6 +5,13 @@ import type { Gpu } from '../gpu/gpu.js';
 
 const WG = 256;
 
+/** Invocations per row of the one-workgroup-a-row reductions (RMSNorm, the LM head's chunk, the
+ *  unfused attention's row softmax): 32, a subgroup on most GPUs. On lavapipe, in the step
+ *  (bench/profile-dev/run.ts), against up to 256: the LM head's chunk reduction 400 → 90 ms,
+ *  RMSNorm 240 → 70 ms; against 64, the row softmax 154 → 74 ms (8: 64 ms) — fewer rounds of the
+ *  tree behind workgroup barriers. */
+export const ROW_WG = 32;
+
 /** Workgroups for n elements at `wg` per workgroup, folded into 2-D past the 65535 limit. */
 export function grid1d(gpu: Gpu, n: number, wg: number): [number, number] {
   const groups = Math.ceil(n / wg);

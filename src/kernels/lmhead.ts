@@ -25,15 +25,11 @@ import shader from '../../shaders/lmhead.wgsl';
 import gradShader from '../../shaders/lmhead_grad.wgsl';
 import { UsageError } from '../errors.js';
 import type { Gpu } from '../gpu/gpu.js';
-import { grid1d } from './elementwise.js';
+import { grid1d, ROW_WG } from './elementwise.js';
 import { matmul } from './matmul.js';
 import { withElementType } from './template.js';
 
 const WG = 256; // elementwise kernels
-/** Invocations per token row in the row reductions: 32 (a subgroup on most GPUs). On lavapipe the
- *  chunk reduction ran 4.4× faster than with 256 (the step's lmhead_forward_chunk 400 → 90 ms,
- *  bench/profile-dev/run.ts): fewer rounds of the tree behind workgroup barriers. */
-const ROW_WG = 32;
 /** Default vocabulary chunk: (N × 4096) f32 scratch, 8 MiB at 512 tokens. */
 export const DEFAULT_CHUNK = 4096;
 /** lmHeadForwardBackward's default chunk keeps the (N × chunk) logits within 4 MiB (512 ≤ chunk ≤ 4096). */

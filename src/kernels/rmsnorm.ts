@@ -2,14 +2,9 @@
 // row by row. Buffers: inp, out, dout, dinp (N, C); weight, dweight (C); rstd (N) — all f32.
 import shader from '../../shaders/rmsnorm.wgsl';
 import type { Gpu } from '../gpu/gpu.js';
-import { sumRows } from './elementwise.js';
+import { ROW_WG, sumRows } from './elementwise.js';
 
 const ROWS = 64; // rows per chunk of the dweight reduction
-
-/** Invocations per row (one workgroup a row): 32 whatever C. On lavapipe the step's RMSNorm passes
- *  ran 3.5× faster than with up to 256 (240 → 70 ms, bench/profile-dev/run.ts): fewer rounds of
- *  the tree behind workgroup barriers. */
-const ROW_WG = 32;
 
 function rowGrid(gpu: Gpu, N: number): [number, number] {
   const maxX = gpu.limits.maxComputeWorkgroupsPerDimension;

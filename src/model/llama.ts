@@ -312,7 +312,8 @@ export class LlamaModel {
         B: 1, Tq: T, Tk: kv.len + T, Hq, Hkv, D, qOffset: kv.len, kvCapacity: kv.capacity, scale,
       });
     } else {
-      attentionForward(g, enc, { q: a.qr, k: a.kr, v: a.v, out: a.att, lse: a.lse, seg: io.segments, B, Tq: T, Tk: T, Hq, Hkv, D, scale });
+      // a.g is written only below (gate_proj): room for the unfused path's scores until then
+      attentionForward(g, enc, { q: a.qr, k: a.kr, v: a.v, out: a.att, lse: a.lse, seg: io.segments, B, Tq: T, Tk: T, Hq, Hkv, D, scale, workspace: a.g });
     }
     const tmp = g.scratch('llama.tmpC', N * C * 4);
     this.linearForward(enc, L.lin.o_proj, a.att, tmp, a.u.o_proj, N, seed(3));
