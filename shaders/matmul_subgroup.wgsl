@@ -70,16 +70,7 @@ fn row4(v: vec4<f32>, r: u32) -> vec4<f32> {
   }
 }
 fn row1(v: f32, r: u32) -> f32 {
-  switch r {
-    case 0u: { return subgroupBroadcast(v, 0u); }
-    case 1u: { return subgroupBroadcast(v, 1u); }
-    case 2u: { return subgroupBroadcast(v, 2u); }
-    case 3u: { return subgroupBroadcast(v, 3u); }
-    case 4u: { return subgroupBroadcast(v, 4u); }
-    case 5u: { return subgroupBroadcast(v, 5u); }
-    case 6u: { return subgroupBroadcast(v, 6u); }
-    default: { return subgroupBroadcast(v, 7u); }
-  }
+  return row4(vec4<f32>(v, 0.0, 0.0, 0.0), r).x; // the unused lanes of the broadcast fold away
 }
 
 @compute @workgroup_size(WG_X, 1, 1)

@@ -142,19 +142,7 @@ export function matmul(gpu: Gpu, encoder: GPUCommandEncoder, args: MatmulArgs): 
   const vec4 = Boolean(args.transB && !args.transA && K % 4 === 0);
   // vec4 loads for the dy·W backward: a along K, bm along N (whole vec4 column groups per tile).
   const vec4nn = !args.transA && !args.transB && K % 4 === 0 && N % 4 === 0 && t.TN % 4 === 0;
-  const pipeline = gpu.pipeline(code, 'matmul', {
-    WG_X: t.WG_X,
-    WG_Y: t.WG_Y,
-    TM: t.TM,
-    TN: t.TN,
-    TRANS_A: args.transA ? 1 : 0,
-    TRANS_B: args.transB ? 1 : 0,
-    HAS_BIAS: args.bias ? 1 : 0,
-    ACCUMULATE: args.accumulate ? 1 : 0,
-    VEC4: vec4 ? 1 : 0,
-    VEC4_NN: vec4nn ? 1 : 0,
-    HAS_SECOND: second ? 1 : 0,
-  });
+  const pipeline = gpu.pipeline(code, 'matmul', { ...constants(args, t), WG_Y: t.WG_Y, VEC4: vec4 ? 1 : 0, VEC4_NN: vec4nn ? 1 : 0 });
   const dummy = gpu.scratch('dummy', 16);
   gpu.dispatch(
     encoder,
@@ -193,18 +181,7 @@ function matmulSubgroup(gpu: Gpu, encoder: GPUCommandEncoder, args: MatmulArgs, 
   const vec4a = !args.transA && K % 4 === 0;
   const vec4b = !args.transB && N % 4 === 0 && t.TN % 4 === 0;
   const code = args.bmF16 ? f16(subgroupShader) : subgroupShader;
-  const pipeline = gpu.pipeline(code, 'matmul', {
-    WG_X: t.WG_X,
-    TM: t.TM,
-    TN: t.TN,
-    TRANS_A: args.transA ? 1 : 0,
-    TRANS_B: args.transB ? 1 : 0,
-    HAS_BIAS: args.bias ? 1 : 0,
-    ACCUMULATE: args.accumulate ? 1 : 0,
-    VEC4_A: vec4a ? 1 : 0,
-    VEC4_B: vec4b ? 1 : 0,
-    HAS_SECOND: args.second ? 1 : 0,
-  });
+  const pipeline = gpu.pipeline(code, 'matmul', { ...constants(args, t), VEC4_A: vec4a ? 1 : 0, VEC4_B: vec4b ? 1 : 0 });
   const dummy = gpu.scratch('dummy', 16);
   // each operand bound through the view (vec4 or element) its path reads, a dummy in the other
   const bm4 = (vec4a && args.transB) || vec4b;
@@ -218,6 +195,15 @@ function matmulSubgroup(gpu: Gpu, encoder: GPUCommandEncoder, args: MatmulArgs, 
     ],
     [Math.ceil(N / (t.WG_X * t.TN)), Math.ceil(M / t.TM), batch],
   );
+}
+
+/** The override constants both matmul shaders take. */
+function constants(args: MatmulArgs, t: MatmulTiles): Record<string, number> {
+  return {
+    WG_X: t.WG_X, TM: t.TM, TN: t.TN,
+    TRANS_A: args.transA ? 1 : 0, TRANS_B: args.transB ? 1 : 0,
+    HAS_BIAS: args.bias ? 1 : 0, ACCUMULATE: args.accumulate ? 1 : 0, HAS_SECOND: args.second ? 1 : 0,
+  };
 }
 
 function f16(src: string): string {
