@@ -173,8 +173,18 @@ export function attentionBackward(gpu: Gpu, encoder: GPUCommandEncoder, a: Atten
     [Math.ceil(a.T / t.ROWS), a.Hkv, a.B]);
 }
 
-/** The unfused paths' head-major copies and their uniforms (shaders/attention_unfused.wgsl). */
-function unfusedHelpers(gpu: Gpu, enc: GPUCommandEncoder, B: number, T: number, D: number, scale: number) {
+/** A buffer of `bytes` for the unfused scores: the caller's free `room` when big enough, else scratch `name`. */
+function scores(gpu: Gpu, room: GPUBuffer | undefined, bytes: number, name: string): GPUBuffer {
+  return room && room.size >= bytes ? room : gpu.scratch(name, bytes);
+}
+
+/**
+ * What both unfused paths start with: head-major copies of q, k and v (scratch shared by the
+ * forward and the backward) and S = Q·Kᵀ into `S`, with GQA as batches over kv heads (the G query
+ * heads of kv head hk are G·T consecutive rows). Returns the copies and the helpers the rest needs.
+ */
+function headMajorScores(gpu: Gpu, enc: GPUCommandEncoder, a: Pick<AttentionForwardArgs, 'q' | 'k' | 'v' | 'B' | 'Hq' | 'Hkv' | 'D'>, T: number, scale: number, S: GPUBuffer) {
+  const { B, Hq, Hkv, D } = a;
   const WG = 64;
   const up = (H: number) => {
     const b = new ArrayBuffer(32);
@@ -184,22 +194,20 @@ function unfusedHelpers(gpu: Gpu, enc: GPUCommandEncoder, B: number, T: number, 
   };
   const permute = (src: GPUBuffer, dst: GPUBuffer, H: number, toHeadMajor: boolean) =>
     gpu.dispatch(enc, gpu.pipeline(unfusedShader, 'permute', { WG, TO_HEAD_MAJOR: toHeadMajor ? 1 : 0 }), [up(H), src, dst], grid1d(gpu, B * T * H * D, WG));
-  return { up, permute, WG };
-}
-
-function unfusedForward(gpu: Gpu, enc: GPUCommandEncoder, a: AttentionForwardArgs, scale: number): void {
-  const { B, Tq: T, Hq, Hkv, D } = a;
-  const G = Hq / Hkv, batch = B * Hkv, GT = G * T;
-  const { up, permute } = unfusedHelpers(gpu, enc, B, T, D, scale);
-  const sBytes = B * Hq * T * T * 4;
-  // the backward's scratch names: one set of copies serves both
   const qh = gpu.scratch('attention.qh', B * T * Hq * D * 4), kh = gpu.scratch('attention.kh', B * T * Hkv * D * 4);
   const vh = gpu.scratch('attention.vh', B * T * Hkv * D * 4);
-  const S = a.workspace && a.workspace.size >= sBytes ? a.workspace : gpu.scratch('attention.s', sBytes);
   permute(a.q, qh, Hq, true);
   permute(a.k, kh, Hkv, true);
   permute(a.v, vh, Hkv, true);
+  const G = Hq / Hkv, batch = B * Hkv, GT = G * T;
   matmul(gpu, enc, { a: qh, bm: kh, out: S, M: GT, N: T, K: D, batch, transB: true }); // S = Q·Kᵀ
+  return { qh, kh, vh, up, permute, WG, batch, GT };
+}
+
+function unfusedForward(gpu: Gpu, enc: GPUCommandEncoder, a: AttentionForwardArgs, scale: number): void {
+  const { B, Tq: T, Hq, D } = a;
+  const S = scores(gpu, a.workspace, B * Hq * T * T * 4, 'attention.s');
+  const { qh, vh, up, permute, batch, GT } = headMajorScores(gpu, enc, a, T, scale, S);
   gpu.dispatch(enc, gpu.pipeline(unfusedShader, 'softmax_rows', { WG: ROW_WG }), [up(Hq), S, a.lse, a.seg], grid1d(gpu, B * Hq * T * ROW_WG, ROW_WG)); // P, lse
   matmul(gpu, enc, { a: S, bm: vh, out: qh, M: GT, N: D, K: T, batch }); // O = P·V, into the spent Q copy
   permute(qh, a.out, Hq, false);
@@ -207,22 +215,12 @@ function unfusedForward(gpu: Gpu, enc: GPUCommandEncoder, a: AttentionForwardArg
 
 function unfusedBackward(gpu: Gpu, enc: GPUCommandEncoder, a: AttentionBackwardArgs, scale: number, ld: GPUBuffer): void {
   const { B, T, Hq, Hkv, D } = a;
-  const G = Hq / Hkv, batch = B * Hkv, GT = G * T;
-  const qBytes = B * T * Hq * D * 4, kvBytes = B * T * Hkv * D * 4, sBytes = B * Hq * T * T * 4;
-  const { up, permute, WG } = unfusedHelpers(gpu, enc, B, T, D, scale);
-  const space = (i: 0 | 1, name: string) => {
-    const w = a.workspace?.[i];
-    return w && w.size >= sBytes ? w : gpu.scratch(name, sBytes);
-  };
+  const sBytes = B * Hq * T * T * 4;
+  const S = scores(gpu, a.workspace?.[0], sBytes, 'attention.s'), dP = scores(gpu, a.workspace?.[1], sBytes, 'attention.dp');
   // head-major copies; the gradients reuse them once their inputs are spent
-  const qh = gpu.scratch('attention.qh', qBytes), kh = gpu.scratch('attention.kh', kvBytes);
-  const vh = gpu.scratch('attention.vh', kvBytes), doh = gpu.scratch('attention.doh', qBytes);
-  const S = space(0, 'attention.s'), dP = space(1, 'attention.dp');
-  permute(a.q, qh, Hq, true);
-  permute(a.k, kh, Hkv, true);
-  permute(a.v, vh, Hkv, true);
+  const { qh, kh, vh, up, permute, WG, batch, GT } = headMajorScores(gpu, enc, a, T, scale, S);
+  const doh = gpu.scratch('attention.doh', B * T * Hq * D * 4);
   permute(a.dout, doh, Hq, true);
-  matmul(gpu, enc, { a: qh, bm: kh, out: S, M: GT, N: T, K: D, batch, transB: true }); // S = Q·Kᵀ
   matmul(gpu, enc, { a: doh, bm: vh, out: dP, M: GT, N: T, K: D, batch, transB: true }); // dP = dO·Vᵀ
   gpu.dispatch(enc, gpu.pipeline(unfusedShader, 'probs', { WG }), [up(Hq), S, dP, ld, a.seg], grid1d(gpu, B * Hq * T * T, WG));
   matmul(gpu, enc, { a: S, bm: doh, out: vh, M: T, N: D, K: GT, batch, transA: true }); // dV = Pᵀ·dO (over the group's heads)

@@ -111,8 +111,12 @@ export function checkTiles(gpu: Gpu, t: MatmulTiles): void {
 export function getMatmulTiles(gpu: Gpu): MatmulTiles {
   return tuned.get(gpu) ?? defaultTiles(gpu);
 }
+// per Gpu, once: getMatmulTiles runs for every matmul a step encodes
+const defaults = new WeakMap<Gpu, MatmulTiles>();
 function defaultTiles(gpu: Gpu): MatmulTiles {
-  return SUBGROUP_CANDIDATES.find((t) => runnable(gpu, t)) ?? DEFAULT_TILES;
+  let t = defaults.get(gpu);
+  if (!t) defaults.set(gpu, (t = SUBGROUP_CANDIDATES.find((c) => runnable(gpu, c)) ?? DEFAULT_TILES));
+  return t;
 }
 function runnable(gpu: Gpu, t: MatmulTiles): boolean {
   try {
@@ -320,7 +324,8 @@ export async function autotuneMatmul(gpu: Gpu, opts: AutotuneOptions = {}): Prom
     // shapes trade places at 512³ from run to run (within 5 %), while in the training step the
     // default was 18 % faster (bench/profile-dev/ab.ts: 3.79 s against 4.60 s a step).
     const fastestTotal = Math.min(...total);
-    const preferred = candidates.findIndex((c) => sameTiles(c, defaultTiles(gpu)));
+    const fallback = defaultTiles(gpu);
+    const preferred = candidates.findIndex((c) => sameTiles(c, fallback));
     best = preferred >= 0 && total[preferred] <= fastestTotal * 1.05 ? candidates[preferred] : candidates[total.indexOf(fastestTotal)];
     from = 'timed';
     if (opts.cache) {
