@@ -3,7 +3,7 @@
 export * from './errors.js';
 export { createGpu, getGpu, type DeviceOptions } from './gpu/device.js';
 export { Gpu } from './gpu/gpu.js';
-export { matmul, setMatmulTiles, getMatmulTiles, autotuneMatmul, describeTiles, tileCandidates, DEFAULT_TILES, TILE_CANDIDATES, SUBGROUP_CANDIDATES, type MatmulArgs, type MatmulTiles, type AutotuneOptions } from './kernels/matmul.js';
+export { matmul, setMatmulTiles, getMatmulTiles, autotuneMatmul, describeTiles, describeMatmul, matmulKernel, tileCandidates, DEFAULT_TILES, TILE_CANDIDATES, SUBGROUP_CANDIDATES, type MatmulArgs, type MatmulTiles, type AutotuneOptions } from './kernels/matmul.js';
 export { withElementType, type ElementType } from './kernels/template.js';
 export { add, axpy, scale, sumRows, type SumRowsArgs } from './kernels/elementwise.js';
 export { embeddingForward, embeddingBackward, type EmbeddingForwardArgs, type EmbeddingBackwardArgs } from './kernels/embedding.js';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { autotuneMatmul, checkTiles, DEFAULT_TILES, getMatmulTiles, matmul, setMatmulTiles, SUBGROUP_CANDIDATES, TILE_CANDIDATES, tileCandidates, type MatmulTiles } from '../src/kernels/matmul.js';
+import { autotuneMatmul, checkTiles, DEFAULT_TILES, getMatmulTiles, matmul, matmulKernel, setMatmulTiles, SUBGROUP_CANDIDATES, TILE_CANDIDATES, tileCandidates, type MatmulTiles } from '../src/kernels/matmul.js';
 import { createGpu } from '../src/gpu/device.js';
 import { matmulRef } from '../src/reference/matmul.js';
 import { checkOp, expectClose, randn } from './helpers/check.js';
@@ -137,6 +137,8 @@ describeGpu('matmul', (gpu) => {
       ['', { M: 45, N: 68, K: 77, transA: true, batch: 2, accumulate: true }], ['', { M: 45, N: 65, K: 77, transA: true, transB: true, bias: true }],
       ['', { M: 45, N: 65, K: 77, transB: true }], ['', { M: 45, N: 68, K: 77, alpha: 0.7 }], ['', { M: 300, N: 8, K: 70, transA: true }],
       ['', { M: 45, N: 65, K: 77, K2: 5, transB: true }],
+      ['dy·W on shaders/matmul_subgroup_nn.wgsl: N 16 and 20 (a whole and a partial column tile), M 1 and 33, batch 3, K 4', { M: 33, N: 20, K: 8, batch: 3, bias: true }],
+      ['', { M: 1, N: 16, K: 4 }], ['', { M: 33, N: 20, K: 4, K2: 3, alpha: 0.5 }],
     ] as const;
 
     it('is runnable where the adapter has subgroups of at least 8 lanes (lavapipe: 8), refused with the reason elsewhere', () => {
@@ -161,6 +163,17 @@ describeGpu('matmul', (gpu) => {
       expect(n).toBe(cases.length * paths.length);
     });
 
+    it('dy·W (K and N multiples of 4, N ≥ 16) runs shaders/matmul_subgroup_nn.wgsl where subgroups have ≥ 8 lanes; other layouts and shapes the subgroup kernel', () => {
+      const nn = sg && sg.min >= 8 ? 'subgroup-nn' : 'subgroup';
+      for (const tiles of runnable) {
+        expect(matmulKernel(gpu, { N: 68, K: 76 }, tiles)).toBe(nn);
+        expect(matmulKernel(gpu, { N: 16, K: 4 }, tiles)).toBe(nn);
+        for (const o of [{ N: 68, K: 76, transB: true }, { N: 68, K: 76, transA: true }, { N: 65, K: 76 }, { N: 68, K: 77 }, { N: 8, K: 76 }])
+          expect(matmulKernel(gpu, o, tiles), JSON.stringify(o)).toBe('subgroup');
+      }
+      expect(matmulKernel(gpu, { N: 68, K: 76 }, DEFAULT_TILES)).toBe('regular');
+    });
+
     it('refuses shapes it cannot run, saying why', async () => {
       const t = { WG_X: 32, WG_Y: 1, TM: 8, TN: 4, subgroup: true } as const;
       if (sg) {
@@ -173,6 +186,7 @@ describeGpu('matmul', (gpu) => {
         expect(plain.subgroups).toBeUndefined();
         expect(() => checkTiles(plain, t)).toThrow(/needs the adapter feature 'subgroups'/);
         expect(getMatmulTiles(plain)).toEqual(DEFAULT_TILES);
+        expect(matmulKernel(plain, { N: 68, K: 76 })).toBe('regular');
         expect(tileCandidates(plain)).toEqual(TILE_CANDIDATES);
       } finally {
         plain.destroy();

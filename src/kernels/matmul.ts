@@ -1,10 +1,12 @@
-// Wrapper for shaders/matmul.wgsl and shaders/matmul_subgroup.wgsl (the tiles choose):
-// out[b] = alpha · op(a[b]) · op(bm[b]) (+ bias) (+ out[b]). Both kernels sum every output in the
+// Wrapper for shaders/matmul.wgsl, shaders/matmul_subgroup.wgsl and, for dy·W on the subgroup
+// tiles, shaders/matmul_subgroup_nn.wgsl (the tiles and the layout choose):
+// out[b] = alpha · op(a[b]) · op(bm[b]) (+ bias) (+ out[b]). The kernels sum every output in the
 // same order, so they give the same bits. `bm` may be f16 (bmF16: a Uint16Array of IEEE half bits,
 // see src/io/dtype.ts) where the adapter has shader-f16: the frozen base weight of a linear layer.
 // Accumulation is f32.
 import shader from '../../shaders/matmul.wgsl';
 import subgroupShader from '../../shaders/matmul_subgroup.wgsl';
+import subgroupNNShader from '../../shaders/matmul_subgroup_nn.wgsl';
 import { LimitError, UsageError } from '../errors.js';
 import type { Binding, Gpu } from '../gpu/gpu.js';
 import { withElementType } from './template.js';
@@ -17,7 +19,9 @@ export interface MatmulTiles {
   TN: number;
   /** shaders/matmul_subgroup.wgsl (TM rows per workgroup of WG_X × 1, shared through
    *  subgroupBroadcast), for every layout. Needs the `subgroups` feature, WG_Y = 1, TM ≤ the
-   *  adapter's smallest subgroup and WG_X a multiple of its largest (see checkTiles). */
+   *  adapter's smallest subgroup and WG_X a multiple of its largest (see checkTiles). dy·W with
+   *  K, N multiples of 4 and N ≥ 16 runs shaders/matmul_subgroup_nn.wgsl instead, at its own
+   *  shape (SUBGROUP_NN), where the smallest subgroup has ≥ 8 lanes (see matmulKernel). */
   subgroup?: true;
 }
 
@@ -43,6 +47,10 @@ export const SUBGROUP_CANDIDATES: MatmulTiles[] = [
   { WG_X: 64, WG_Y: 1, TM: 8, TN: 2, subgroup: true },
   { WG_X: 32, WG_Y: 1, TM: 4, TN: 4, subgroup: true },
 ];
+
+/** shaders/matmul_subgroup_nn.wgsl's shape: TM rows per invocation, WG_X = the larger of 8 and the
+ *  adapter's largest subgroup; 16 columns per workgroup (fixed by the shader). */
+export const SUBGROUP_NN = { TM: 4, COLS: 16 } as const;
 
 /** The register tile limit of both matmul shaders (their `const MAX_T`), read from the shaders. */
 export const MAX_T = Math.min(...[shader, subgroupShader].map((s) => Number(/const MAX_T = (\d+)u;/.exec(s)?.[1] ?? NaN)));
@@ -140,7 +148,9 @@ export function matmul(gpu: Gpu, encoder: GPUCommandEncoder, args: MatmulArgs): 
   if (second && (args.transA || batch !== 1)) throw new UsageError('matmul: a second product is supported without transA and for batch 1 only');
   if (second && (args.alpha ?? 1) === 0) throw new UsageError('matmul: a second product needs a nonzero alpha');
   t = fitWidth(t, N, gpu.subgroups?.max ?? 1, gpu.limits.maxComputeWorkgroupSizeY);
-  if (t.subgroup) return matmulSubgroup(gpu, encoder, args, t);
+  const kernel = matmulKernel(gpu, args, t);
+  if (kernel === 'subgroup-nn') return matmulSubgroupNN(gpu, encoder, args);
+  if (kernel === 'subgroup') return matmulSubgroup(gpu, encoder, args, t);
   const code = args.bmF16 ? f16(shader) : shader;
   // vec4 loads along K for the x·Wᵀ forward: a and bm bound a second time as vec4 arrays.
   const vec4 = Boolean(args.transB && !args.transA && K % 4 === 0);
@@ -176,6 +186,42 @@ function fitWidth(t: MatmulTiles, N: number, lanes: number, maxY: number): Matmu
     while (WG_X % 2 === 0 && (WG_X / 2) * TN >= N && WG_Y * 2 <= maxY) (WG_X /= 2), (WG_Y *= 2);
   }
   return WG_X === t.WG_X && TN === t.TN ? t : { ...t, WG_X, WG_Y, TN };
+}
+
+/** Which shader matmul runs for `args` on `tiles` (default: getMatmulTiles): shaders/matmul.wgsl
+ *  ('regular'), shaders/matmul_subgroup.wgsl ('subgroup') or, for dy·W on subgroup tiles,
+ *  shaders/matmul_subgroup_nn.wgsl ('subgroup-nn'). */
+export function matmulKernel(gpu: Gpu, args: Pick<MatmulArgs, 'N' | 'K' | 'transA' | 'transB'>, tiles = getMatmulTiles(gpu)): 'regular' | 'subgroup' | 'subgroup-nn' {
+  if (!tiles.subgroup) return 'regular';
+  const nn = !args.transA && !args.transB && args.K % 4 === 0 && args.N % 4 === 0 && args.N >= SUBGROUP_NN.COLS;
+  return nn && (gpu.subgroups?.min ?? 0) >= 8 ? 'subgroup-nn' : 'subgroup';
+}
+
+/** What runs for `args` on `tiles`, as the benchmark prints it: "tiles 32×1 invocations of 8×4,
+ *  subgroup kernel", or for the dy·W kernel its own shape. */
+export function describeMatmul(gpu: Gpu, args: Pick<MatmulArgs, 'N' | 'K' | 'transA' | 'transB'>, tiles = getMatmulTiles(gpu)): string {
+  if (matmulKernel(gpu, args, tiles) !== 'subgroup-nn') return `tiles ${describeTiles(tiles)}`;
+  return `the dy·W subgroup kernel, ${nnLanes(gpu)} invocations of ${SUBGROUP_NN.TM}×${SUBGROUP_NN.COLS} per workgroup`;
+}
+const nnLanes = (gpu: Gpu) => Math.max(8, gpu.subgroups?.max ?? 8);
+
+/** shaders/matmul_subgroup_nn.wgsl: matmulKernel chose it. */
+function matmulSubgroupNN(gpu: Gpu, encoder: GPUCommandEncoder, args: MatmulArgs): void {
+  const { M, N } = args;
+  const batch = args.batch ?? 1;
+  const WG_X = nnLanes(gpu);
+  const { TM, COLS } = SUBGROUP_NN;
+  const code = args.bmF16 ? f16(subgroupNNShader) : subgroupNNShader;
+  const pipeline = gpu.pipeline(code, 'matmul', {
+    WG_X, TM, HAS_BIAS: args.bias ? 1 : 0, ACCUMULATE: args.accumulate ? 1 : 0, HAS_SECOND: args.second ? 1 : 0,
+  });
+  const dummy = gpu.scratch('dummy', 16);
+  gpu.dispatch(
+    encoder,
+    pipeline,
+    [params(gpu, args), args.a, args.bm, args.out, args.bias ?? dummy, args.second?.a ?? dummy, args.second?.bm ?? dummy],
+    [Math.ceil(N / COLS), Math.ceil(M / (WG_X * TM)), batch],
+  );
 }
 
 /** shaders/matmul_subgroup.wgsl, tiles checked by checkTiles. */
@@ -216,7 +262,7 @@ function f16(src: string): string {
   return s;
 }
 
-/** The Params block both matmul shaders share. */
+/** The Params block the matmul shaders share. */
 function params(gpu: Gpu, args: MatmulArgs): GPUBuffer {
   const { M, N, K } = args;
   const p = new ArrayBuffer(48);
@@ -277,8 +323,9 @@ export async function autotuneMatmul(gpu: Gpu, opts: AutotuneOptions = {}): Prom
   const key = adapterKey(gpu);
   const sizes = opts.sizes ?? [512];
   const candidates = opts.candidates ?? tileCandidates(gpu);
-  // the kernels timed are part of the key: a choice made before the subgroup kernel existed is not reused
-  const kernels = candidates.some((c) => c.subgroup) ? '|regular+subgroup' : '';
+  // the kernels timed are part of the key: a choice made before the subgroup kernels existed (or
+  // before dy·W had its own) is not reused
+  const kernels = candidates.some((c) => c.subgroup) ? '|regular+subgroup+nn' : '';
   const cacheKey = `${key}|${sizes.join(',')}${kernels}`;
   let best = memo.get(cacheKey);
   let from: 'memory' | 'cache' | 'timed' = 'memory';
