@@ -350,30 +350,40 @@ export async function autotuneMatmul(gpu: Gpu, opts: AutotuneOptions = {}): Prom
   }
   if (!best) {
     for (const c of candidates) checkTiles(gpu, c);
+    // Sum of the best-of-`reps` times over `sizes`, timed round-robin over `which`: a burst of load
+    // elsewhere on the machine then slows one repetition of every candidate rather than all of one's.
+    const time = async (which: MatmulTiles[], reps: number): Promise<number[]> => {
+      const total = new Array<number>(which.length).fill(0);
+      for (const n of sizes) {
+        const a = gpu.buffer(n * n * 4, 'autotune.a'), b = gpu.buffer(n * n * 4, 'autotune.b'), out = gpu.buffer(n * n * 4, 'autotune.out');
+        // the forward's x·Wᵀ and the backward's dy·W: a training step spends about as long in each
+        const encs = which.map((tiles) => (e: GPUCommandEncoder) => {
+          matmul(gpu, e, { a, bm: b, out, M: n, N: n, K: n, transB: true, tiles });
+          matmul(gpu, e, { a, bm: b, out, M: n, N: n, K: n, tiles });
+        });
+        for (const enc of encs) await gpu.time(enc); // compile + warm up
+        const fastest = new Array<number>(which.length).fill(Infinity);
+        for (let r = 0; r < reps; r++) for (let c = 0; c < which.length; c++) fastest[c] = Math.min(fastest[c], (await gpu.time(encs[c])).ms);
+        fastest.forEach((ms, c) => (total[c] += ms));
+        a.destroy(); b.destroy(); out.destroy();
+      }
+      return total;
+    };
     const reps = opts.reps ?? 3;
-    const total = new Array<number>(candidates.length).fill(0);
-    for (const n of sizes) {
-      const a = gpu.buffer(n * n * 4, 'autotune.a'), b = gpu.buffer(n * n * 4, 'autotune.b'), out = gpu.buffer(n * n * 4, 'autotune.out');
-      // the forward's x·Wᵀ and the backward's dy·W: a training step spends about as long in each
-      const encs = candidates.map((tiles) => (e: GPUCommandEncoder) => {
-        matmul(gpu, e, { a, bm: b, out, M: n, N: n, K: n, transB: true, tiles });
-        matmul(gpu, e, { a, bm: b, out, M: n, N: n, K: n, tiles });
-      });
-      for (const enc of encs) await gpu.time(enc); // compile + warm up
-      // round-robin over the candidates, best of `reps` each: a burst of load elsewhere on the
-      // machine then slows one repetition of every candidate rather than all of one candidate's
-      const fastest = new Array<number>(candidates.length).fill(Infinity);
-      for (let r = 0; r < reps; r++) for (let c = 0; c < candidates.length; c++) fastest[c] = Math.min(fastest[c], (await gpu.time(encs[c])).ms);
-      fastest.forEach((ms, c) => (total[c] += ms));
-      a.destroy(); b.destroy(); out.destroy();
-    }
-    // The default stays unless another shape is clearly faster: on lavapipe the two best subgroup
-    // shapes trade places at 512³ from run to run (within 5 %), while in the training step the
-    // default was 18 % faster (bench/profile-dev/ab.ts: 3.79 s against 4.60 s a step).
+    const total = await time(candidates, reps);
+    // The default stays unless another shape is clearly faster, in the sweep and again head to
+    // head: on lavapipe the two best subgroup shapes traded places at 512³ from run to run, and one
+    // sweep picked 8×2 over the default 8×4 that, timed again, was faster at 512³ and at every
+    // shape of the LoRA step (bench/matmul-dev/sg.ts; in the step 18 % faster, bench/profile-dev/ab.ts).
     const fastestTotal = Math.min(...total);
+    const winner = candidates[total.indexOf(fastestTotal)];
     const fallback = defaultTiles(gpu);
     const preferred = candidates.findIndex((c) => sameTiles(c, fallback));
-    best = preferred >= 0 && total[preferred] <= fastestTotal * 1.05 ? candidates[preferred] : candidates[total.indexOf(fastestTotal)];
+    const clearlyFaster = async () => {
+      const [d, w] = await time([candidates[preferred], winner], reps + 2);
+      return w * 1.05 < d;
+    };
+    best = preferred < 0 || (total[preferred] > fastestTotal * 1.05 && (await clearlyFaster())) ? winner : candidates[preferred];
     from = 'timed';
     if (opts.cache) {
       file[cacheKey] = best;
