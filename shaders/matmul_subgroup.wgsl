@@ -16,7 +16,10 @@
 // from the workgroup id alone (the same for every lane); lane i loads row i's next four k (or next k), and every
 // lane takes row i from lane i by subgroupBroadcast — a register move. One lane-load of `a` per
 // four k (or k) instead of TM. Measured on lavapipe (2 cores), x·Wᵀ 512³: 9–12 GFLOP/s here, 3–4.4 with
-// the regular kernel's best tiles (bench/matmul-dev/one.ts).
+// the regular kernel's best tiles (bench/matmul-dev/sg.ts).
+// Where shaders/matmul_subgroup_w.wgsl can run — x·Wᵀ and dy·W with K and N multiples of 4 and
+// N ≥ 16, which share W's tile instead, faster still — the host runs that; this kernel takes the
+// rest: dW = dyᵀ·x, LoRA's narrow products, odd shapes.
 //
 // Needs every lane of a subgroup active and at least TM lanes in it: the host uses this kernel only
 // where the adapter's smallest subgroup has ≥ TM lanes and WG_X is a multiple of its largest; no

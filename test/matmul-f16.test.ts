@@ -37,11 +37,12 @@ describeGpu('matmul with f16 weights', (gpu) => {
   });
 
   // the adapter's default tiles (the subgroup kernel where it has subgroups) and the regular kernel's
-  it.runIf(gpu.hasF16)('x·Wᵀ with K a multiple of 4 (the vec4 path): 45×65×76', async () => {
-    for (const tiles of [undefined, DEFAULT_TILES]) {
-      const { got, ref } = await run(45, 65, 76, { transB: true, bias: true, tiles });
-      expectClose(`f16 vec4 NT 45x65x76 ${JSON.stringify(tiles)}`, got, ref, TOL);
-    }
+  it.runIf(gpu.hasF16)('x·Wᵀ with K a multiple of 4 (the vec4 path): 45×65×76 and 45×68×76', async () => {
+    for (const N of [65, 68])
+      for (const tiles of [undefined, DEFAULT_TILES]) {
+        const { got, ref } = await run(45, N, 76, { transB: true, bias: true, tiles });
+        expectClose(`f16 vec4 NT 45x${N}x76 ${JSON.stringify(tiles)}`, got, ref, TOL);
+      }
   });
 
   it.runIf(gpu.hasF16)('dy·W with K and N multiples of 4 (the vec4 NN path): 45×68×76', async () => {

@@ -137,8 +137,10 @@ describeGpu('matmul', (gpu) => {
       ['', { M: 45, N: 68, K: 77, transA: true, batch: 2, accumulate: true }], ['', { M: 45, N: 65, K: 77, transA: true, transB: true, bias: true }],
       ['', { M: 45, N: 65, K: 77, transB: true }], ['', { M: 45, N: 68, K: 77, alpha: 0.7 }], ['', { M: 300, N: 8, K: 70, transA: true }],
       ['', { M: 45, N: 65, K: 77, K2: 5, transB: true }],
-      ['dy·W on shaders/matmul_subgroup_nn.wgsl: N 16 and 20 (a whole and a partial column tile), M 1 and 33, batch 3, K 4', { M: 33, N: 20, K: 8, batch: 3, bias: true }],
-      ['', { M: 1, N: 16, K: 4 }], ['', { M: 33, N: 20, K: 4, K2: 3, alpha: 0.5 }],
+      ['x·Wᵀ and dy·W on shaders/matmul_subgroup_w.wgsl: N 68, 16 and 20 (partial and whole column tiles), M 1 and 33, batch, bias, alpha, accumulate, the second product', { M: 45, N: 68, K: 76, batch: 2, transB: true, bias: true, alpha: 0.7, accumulate: true }],
+      ['', { M: 45, N: 68, K: 76, K2: 8, transB: true, bias: true }], ['', { M: 33, N: 20, K: 4, K2: 3, transB: true, alpha: 0.5, accumulate: true }],
+      ['', { M: 33, N: 20, K: 8, batch: 3, bias: true }], ['', { M: 33, N: 20, K: 8, batch: 3, transB: true }],
+      ['', { M: 1, N: 16, K: 4 }], ['', { M: 1, N: 16, K: 4, transB: true }], ['', { M: 33, N: 20, K: 4, K2: 3, alpha: 0.5 }],
     ] as const;
 
     it('is runnable where the adapter has subgroups of at least 8 lanes (lavapipe: 8), refused with the reason elsewhere', () => {
@@ -163,12 +165,14 @@ describeGpu('matmul', (gpu) => {
       expect(n).toBe(cases.length * paths.length);
     });
 
-    it('dy·W (K and N multiples of 4, N ≥ 16) runs shaders/matmul_subgroup_nn.wgsl where subgroups have ≥ 8 lanes; other layouts and shapes the subgroup kernel', () => {
-      const nn = sg && sg.min >= 8 ? 'subgroup-nn' : 'subgroup';
+    it('x·Wᵀ and dy·W (K and N multiples of 4, N ≥ 16) run shaders/matmul_subgroup_w.wgsl where subgroups have ≥ 8 lanes; other layouts and shapes the subgroup kernel', () => {
+      const w = sg && sg.min >= 8 ? 'subgroup-w' : 'subgroup';
       for (const tiles of runnable) {
-        expect(matmulKernel(gpu, { N: 68, K: 76 }, tiles)).toBe(nn);
-        expect(matmulKernel(gpu, { N: 16, K: 4 }, tiles)).toBe(nn);
-        for (const o of [{ N: 68, K: 76, transB: true }, { N: 68, K: 76, transA: true }, { N: 65, K: 76 }, { N: 68, K: 77 }, { N: 8, K: 76 }])
+        for (const transB of [false, true]) {
+          expect(matmulKernel(gpu, { N: 68, K: 76, transB }, tiles)).toBe(w);
+          expect(matmulKernel(gpu, { N: 16, K: 4, transB }, tiles)).toBe(w);
+        }
+        for (const o of [{ N: 68, K: 76, transA: true }, { N: 68, K: 76, transA: true, transB: true }, { N: 65, K: 76 }, { N: 65, K: 76, transB: true }, { N: 68, K: 77, transB: true }, { N: 8, K: 76 }, { N: 8, K: 76, transB: true }])
           expect(matmulKernel(gpu, o, tiles), JSON.stringify(o)).toBe('subgroup');
       }
       expect(matmulKernel(gpu, { N: 68, K: 76 }, DEFAULT_TILES)).toBe('regular');

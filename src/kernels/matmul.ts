@@ -1,12 +1,12 @@
-// Wrapper for shaders/matmul.wgsl, shaders/matmul_subgroup.wgsl and, for dy·W on the subgroup
-// tiles, shaders/matmul_subgroup_nn.wgsl (the tiles and the layout choose):
+// Wrapper for shaders/matmul.wgsl, shaders/matmul_subgroup.wgsl and, for x·Wᵀ and dy·W on the
+// subgroup tiles, shaders/matmul_subgroup_w.wgsl (the tiles and the layout choose):
 // out[b] = alpha · op(a[b]) · op(bm[b]) (+ bias) (+ out[b]). The kernels sum every output in the
 // same order, so they give the same bits. `bm` may be f16 (bmF16: a Uint16Array of IEEE half bits,
 // see src/io/dtype.ts) where the adapter has shader-f16: the frozen base weight of a linear layer.
 // Accumulation is f32.
 import shader from '../../shaders/matmul.wgsl';
 import subgroupShader from '../../shaders/matmul_subgroup.wgsl';
-import subgroupNNShader from '../../shaders/matmul_subgroup_nn.wgsl';
+import subgroupWShader from '../../shaders/matmul_subgroup_w.wgsl';
 import { LimitError, UsageError } from '../errors.js';
 import type { Binding, Gpu } from '../gpu/gpu.js';
 import { withElementType } from './template.js';
@@ -19,9 +19,9 @@ export interface MatmulTiles {
   TN: number;
   /** shaders/matmul_subgroup.wgsl (TM rows per workgroup of WG_X × 1, shared through
    *  subgroupBroadcast), for every layout. Needs the `subgroups` feature, WG_Y = 1, TM ≤ the
-   *  adapter's smallest subgroup and WG_X a multiple of its largest (see checkTiles). dy·W with
-   *  K, N multiples of 4 and N ≥ 16 runs shaders/matmul_subgroup_nn.wgsl instead, at its own
-   *  shape (SUBGROUP_NN), where the smallest subgroup has ≥ 8 lanes (see matmulKernel). */
+   *  adapter's smallest subgroup and WG_X a multiple of its largest (see checkTiles). x·Wᵀ and
+   *  dy·W with K, N multiples of 4 and N ≥ 16 run shaders/matmul_subgroup_w.wgsl instead, at its
+   *  own shape (SUBGROUP_W), where the smallest subgroup has ≥ 8 lanes (see matmulKernel). */
   subgroup?: true;
 }
 
@@ -48,9 +48,9 @@ export const SUBGROUP_CANDIDATES: MatmulTiles[] = [
   { WG_X: 32, WG_Y: 1, TM: 4, TN: 4, subgroup: true },
 ];
 
-/** shaders/matmul_subgroup_nn.wgsl's shape: TM rows per invocation, WG_X = the larger of 8 and the
+/** shaders/matmul_subgroup_w.wgsl's shape: TM rows per invocation, WG_X = the larger of 8 and the
  *  adapter's largest subgroup; 16 columns per workgroup (fixed by the shader). */
-export const SUBGROUP_NN = { TM: 4, COLS: 16 } as const;
+export const SUBGROUP_W = { TM: 4, COLS: 16 } as const;
 
 /** The register tile limit of both matmul shaders (their `const MAX_T`), read from the shaders. */
 export const MAX_T = Math.min(...[shader, subgroupShader].map((s) => Number(/const MAX_T = (\d+)u;/.exec(s)?.[1] ?? NaN)));
@@ -149,7 +149,7 @@ export function matmul(gpu: Gpu, encoder: GPUCommandEncoder, args: MatmulArgs): 
   if (second && (args.alpha ?? 1) === 0) throw new UsageError('matmul: a second product needs a nonzero alpha');
   t = fitWidth(t, N, gpu.subgroups?.max ?? 1, gpu.limits.maxComputeWorkgroupSizeY);
   const kernel = matmulKernel(gpu, args, t);
-  if (kernel === 'subgroup-nn') return matmulSubgroupNN(gpu, encoder, args);
+  if (kernel === 'subgroup-w') return matmulSubgroupW(gpu, encoder, args);
   if (kernel === 'subgroup') return matmulSubgroup(gpu, encoder, args, t);
   const code = args.bmF16 ? f16(shader) : shader;
   // vec4 loads along K for the x·Wᵀ forward: a and bm bound a second time as vec4 arrays.
@@ -189,37 +189,40 @@ function fitWidth(t: MatmulTiles, N: number, lanes: number, maxY: number): Matmu
 }
 
 /** Which shader matmul runs for `args` on `tiles` (default: getMatmulTiles): shaders/matmul.wgsl
- *  ('regular'), shaders/matmul_subgroup.wgsl ('subgroup') or, for dy·W on subgroup tiles,
- *  shaders/matmul_subgroup_nn.wgsl ('subgroup-nn'). */
-export function matmulKernel(gpu: Gpu, args: Pick<MatmulArgs, 'N' | 'K' | 'transA' | 'transB'>, tiles = getMatmulTiles(gpu)): 'regular' | 'subgroup' | 'subgroup-nn' {
+ *  ('regular'), shaders/matmul_subgroup.wgsl ('subgroup') or, for x·Wᵀ and dy·W on subgroup
+ *  tiles, shaders/matmul_subgroup_w.wgsl ('subgroup-w'). */
+export function matmulKernel(gpu: Gpu, args: Pick<MatmulArgs, 'N' | 'K' | 'transA' | 'transB'>, tiles = getMatmulTiles(gpu)): 'regular' | 'subgroup' | 'subgroup-w' {
   if (!tiles.subgroup) return 'regular';
-  const nn = !args.transA && !args.transB && args.K % 4 === 0 && args.N % 4 === 0 && args.N >= SUBGROUP_NN.COLS;
-  return nn && (gpu.subgroups?.min ?? 0) >= 8 ? 'subgroup-nn' : 'subgroup';
+  const w = !args.transA && args.K % 4 === 0 && args.N % 4 === 0 && args.N >= SUBGROUP_W.COLS;
+  return w && (gpu.subgroups?.min ?? 0) >= 8 ? 'subgroup-w' : 'subgroup';
 }
 
 /** What runs for `args` on `tiles`, as the benchmark prints it: "tiles 32×1 invocations of 8×4,
- *  subgroup kernel", or for the dy·W kernel its own shape. */
+ *  subgroup kernel", or for shaders/matmul_subgroup_w.wgsl its own shape. */
 export function describeMatmul(gpu: Gpu, args: Pick<MatmulArgs, 'N' | 'K' | 'transA' | 'transB'>, tiles = getMatmulTiles(gpu)): string {
-  if (matmulKernel(gpu, args, tiles) !== 'subgroup-nn') return `tiles ${describeTiles(tiles)}`;
-  return `the dy·W subgroup kernel, ${nnLanes(gpu)} invocations of ${SUBGROUP_NN.TM}×${SUBGROUP_NN.COLS} per workgroup`;
+  if (matmulKernel(gpu, args, tiles) !== 'subgroup-w') return `tiles ${describeTiles(tiles)}`;
+  return `the weight-sharing subgroup kernel, ${wLanes(gpu)} invocations of ${SUBGROUP_W.TM}×${SUBGROUP_W.COLS} per workgroup`;
 }
-const nnLanes = (gpu: Gpu) => Math.max(8, gpu.subgroups?.max ?? 8);
+const wLanes = (gpu: Gpu) => Math.max(8, gpu.subgroups?.max ?? 8);
 
-/** shaders/matmul_subgroup_nn.wgsl: matmulKernel chose it. */
-function matmulSubgroupNN(gpu: Gpu, encoder: GPUCommandEncoder, args: MatmulArgs): void {
+/** shaders/matmul_subgroup_w.wgsl: matmulKernel chose it. */
+function matmulSubgroupW(gpu: Gpu, encoder: GPUCommandEncoder, args: MatmulArgs): void {
   const { M, N } = args;
   const batch = args.batch ?? 1;
-  const WG_X = nnLanes(gpu);
-  const { TM, COLS } = SUBGROUP_NN;
-  const code = args.bmF16 ? f16(subgroupNNShader) : subgroupNNShader;
+  const WG_X = wLanes(gpu);
+  const { TM, COLS } = SUBGROUP_W;
+  const code = args.bmF16 ? f16(subgroupWShader) : subgroupWShader;
   const pipeline = gpu.pipeline(code, 'matmul', {
-    WG_X, TM, HAS_BIAS: args.bias ? 1 : 0, ACCUMULATE: args.accumulate ? 1 : 0, HAS_SECOND: args.second ? 1 : 0,
+    WG_X, TM, TRANS_B: args.transB ? 1 : 0, HAS_BIAS: args.bias ? 1 : 0, ACCUMULATE: args.accumulate ? 1 : 0, HAS_SECOND: args.second ? 1 : 0,
   });
   const dummy = gpu.scratch('dummy', 16);
   gpu.dispatch(
     encoder,
     pipeline,
-    [params(gpu, args), args.a, args.bm, args.out, args.bias ?? dummy, args.second?.a ?? dummy, args.second?.bm ?? dummy],
+    [
+      params(gpu, args), args.a, args.bm, args.out, args.bias ?? dummy, args.second?.a ?? dummy,
+      (!args.transB && args.second?.bm) || dummy, (args.transB && args.second?.bm) || dummy,
+    ],
     [Math.ceil(N / COLS), Math.ceil(M / (WG_X * TM)), batch],
   );
 }
@@ -324,8 +327,8 @@ export async function autotuneMatmul(gpu: Gpu, opts: AutotuneOptions = {}): Prom
   const sizes = opts.sizes ?? [512];
   const candidates = opts.candidates ?? tileCandidates(gpu);
   // the kernels timed are part of the key: a choice made before the subgroup kernels existed (or
-  // before dy·W had its own) is not reused
-  const kernels = candidates.some((c) => c.subgroup) ? '|regular+subgroup+nn' : '';
+  // before x·Wᵀ and dy·W had their own) is not reused
+  const kernels = candidates.some((c) => c.subgroup) ? '|regular+subgroup+w' : '';
   const cacheKey = `${key}|${sizes.join(',')}${kernels}`;
   let best = memo.get(cacheKey);
   let from: 'memory' | 'cache' | 'timed' = 'memory';
