@@ -206,6 +206,13 @@ describeGpu('matmul', (gpu) => {
       }
   });
 
+  it('the three matmul shaders declare the one Params block src/kernels/matmul.ts writes for all of them', () => {
+    const block = (f: string) => /struct Params \{[^}]*\}/.exec(readFileSync(join(__dirname, '..', 'shaders', f), 'utf8'))?.[0];
+    const [first, ...rest] = ['matmul.wgsl', 'matmul_subgroup.wgsl', 'matmul_subgroup_w.wgsl'].map(block);
+    expect(first).toMatch(/M: u32, N: u32, K: u32, batch: u32/);
+    for (const b of rest) expect(b).toBe(first);
+  });
+
   it('is bit-identical when run twice', async () => {
     const x = await run({ M: 64, N: 48, K: 200, transB: true, seed: 9 });
     const y = await run({ M: 64, N: 48, K: 200, transB: true, seed: 9 });
