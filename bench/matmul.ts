@@ -2,14 +2,13 @@
 // the default), beside tfjs-webgpu's tf.matMul on the same adapter in the same process: the
 // x·Wᵀ layout of a forward (N = M = K) over sizes, and the dy·W layout of a backward.
 import { f32ToF16Bits } from '../src/io/dtype.js';
-import { describeMatmul, describeTiles, getMatmulTiles, matmul } from '../src/kernels/matmul.js';
+import { describeMatmul, getMatmulTiles, matmul } from '../src/kernels/matmul.js';
 import { bestOf, clockOf, figure, gpuTimer, loadTfjs, pseudoRandom, tfTimer, type BenchContext, type Figures } from './common.js';
 
 export async function matmulFigures(ctx: BenchContext, figs: Figures): Promise<void> {
   const { gpu } = ctx;
   const { tf, why } = await loadTfjs(gpu);
   const t = getMatmulTiles(gpu);
-  const tiles = describeTiles(t);
   const runs: [string, number, boolean][] = ctx.quick
     ? [['nt', 256, true], ['nt', 512, true], ['nn', 256, false]]
     : [['nt', 256, true], ['nt', 512, true], ['nt', 1024, true], ['nt', 2048, true], ['nn', 1024, false]];
@@ -32,6 +31,6 @@ export async function matmulFigures(ctx: BenchContext, figs: Figures): Promise<v
     ta?.dispose(); tb?.dispose();
     const what = `f32 ${transB ? 'x·Wᵀ' : 'dy·W'} ${n}×${n}×${n}, ${describeMatmul(gpu, { N: n, K: n, transB }, t)}, best of ${reps} alternating with the peer, ${clockOf(gpu)}`;
     figs[`matmul.${layout}.${n}`] = figure(what, flop / ours / 1e6, 'GFLOP/s', 'tfjs-webgpu tf.matMul', tf ? flop / tfMs / 1e6 : null, tf ? undefined : why);
-    if (w16) figs[`matmul.nt.${n}.f16w`] = figure(`x·Wᵀ ${n}×${n}×${n} with W in f16 (f32 accumulation), tiles ${tiles}, ${clockOf(gpu)}`, flop / h / 1e6, 'GFLOP/s', 'tfjs-webgpu tf.matMul (f32)', tf ? flop / tfMs / 1e6 : null, tf ? undefined : why);
+    if (w16) figs[`matmul.nt.${n}.f16w`] = figure(`x·Wᵀ ${n}×${n}×${n} with W in f16 (f32 accumulation), ${describeMatmul(gpu, { N: n, K: n, transB: true }, t)}, ${clockOf(gpu)}`, flop / h / 1e6, 'GFLOP/s', 'tfjs-webgpu tf.matMul (f32)', tf ? flop / tfMs / 1e6 : null, tf ? undefined : why);
   }
 }
